@@ -1,0 +1,153 @@
+"""The ``pipeline`` command: a thin click layer over the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import logs
+from .config import ConfigError, Settings, dump_settings, load_settings
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, logging flags; they override the environment and the config file."""
+
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                  help="TOML configuration file [default: $PIPELINE_CONFIG, else "
+                       "./config/pipeline.toml when present, else built-in defaults].")
+    @click.option("--log-level", type=click.Choice(list(logs.LEVELS)[:4], case_sensitive=False),
+                  help="Level of messages on stderr [config: log_level].")
+    @click.option("--log-format", type=click.Choice(["auto", "console", "json"]),
+                  help="stderr format: console (human), json (lines); auto picks console on a "
+                       "terminal [config: log_format].")
+    @functools.wraps(func)
+    def wrapper(*args: Any, config_file: str | None, log_level: str | None,
+                log_format: str | None, **kwargs: Any) -> Any:
+        overrides = kwargs.pop("_overrides", {})
+        return func(*args, _common={"config_file": config_file, "log_level": log_level,
+                                    "log_format": log_format, **overrides}, **kwargs)
+
+    return wrapper
+
+
+def settings_from(common: dict[str, Any], **overrides: Any) -> Settings:
+    """Load settings (flags > env > file > defaults) and set up logging, or exit 2 with why."""
+    common = dict(common)
+    config_file = common.pop("config_file", None)
+    try:
+        settings = load_settings(config_file, **common, **overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    logs.configure(
+        level=settings.log_level, fmt=settings.log_format, file=settings.log_file,
+        file_level=settings.log_file_level,
+    )
+    return settings
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="news-pipeline")
+def main() -> None:
+    """Turn folders of news-article Markdown files into a clean, deduplicated, enriched SQLite
+    database, browsable with Datasette.
+
+    Each file goes through parse -> validate -> dedupe -> enrich -> store; every stage is logged.
+    Settings come from config/pipeline.toml, PIPELINE_* environment variables and flags
+    (flags win). Run `pipeline config` to see the effective settings.
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database to write [config: db].")
+@click.option("--workers", type=click.IntRange(min=0),
+              help="Parser processes; 0 = one per core [config: workers].")
+@click.option("--force", is_flag=True, help="Reprocess every file, even unchanged ones.")
+@click.option("--dry-run", is_flag=True,
+              help="Run every stage and report what would change, writing nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: on when stderr is a terminal].")
+@common_options
+def backfill(paths: tuple[str, ...], db: str | None, workers: int | None, force: bool,
+             dry_run: bool, as_json: bool, progress: bool | None, _common: dict[str, Any]) -> None:
+    """Ingest every article file under PATHS (folders, recursively, or single files).
+
+    Files whose size, mtime and hash show no change are skipped, so a second run is fast and
+    changes nothing. Exit status is 0 when the run completed, even if some files were rejected
+    (see the rejects table); non-zero only when it could not run.
+    """
+    from .ingest import backfill as run_backfill
+
+    settings = settings_from(_common, db=db, workers=workers)
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", desc="backfill", file=sys.stderr, dynamic_ncols=True)
+
+        def on_total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+    try:
+        summary = run_backfill(
+            settings, list(paths), force=force, dry_run=dry_run,
+            progress=bar.update if bar else None, on_total=on_total if bar else None,
+        )
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot run: {exc}") from exc
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(_summary_text(summary))
+
+
+def _summary_text(s: dict[str, Any]) -> str:
+    head = "dry run (nothing written)" if s["dry_run"] else f"run {s['run_id']} into {s['db']}"
+    return (
+        f"{head}\n"
+        f"  seen {s['seen']}: new {s['new']}, updated {s['updated']}, unchanged {s['unchanged']}, "
+        f"duplicate sources {s['duplicate']}, rejected {s['rejected']}, skipped {s['skipped']}, "
+        f"deleted {s['deleted']}\n"
+        f"  {s['elapsed_s']:.2f} s, {s['files_per_s'] or 0:,.0f} files/s"
+    )
+
+
+@main.command("config", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML-like text.")
+@common_options
+def config_cmd(as_json: bool, _common: dict[str, Any]) -> None:
+    """Print the effective configuration (defaults < file < environment < flags)."""
+    settings = settings_from(_common)
+    data = dump_settings(settings)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(_toml(data))
+
+
+def _toml(data: dict[str, Any], prefix: str = "") -> str:
+    simple = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    nested = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{k} = {json.dumps('' if v is None else v)}" for k, v in simple.items()]
+    for key, value in nested.items():
+        lines += ["", f"[{prefix}{key}]", _toml(value, f"{prefix}{key}.")]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

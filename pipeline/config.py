@@ -1,0 +1,172 @@
+"""The one configuration model.
+
+Precedence, highest first: CLI flags (passed as keyword overrides), environment variables
+``PIPELINE_*`` (nested keys joined with ``__``, e.g. ``PIPELINE_DEDUPE__TRACKING_PARAMS``), the TOML
+file (``--config FILE``, else ``$PIPELINE_CONFIG``, else ``./config/pipeline.toml`` when present), and
+the built-in defaults below, which equal those of ``config/pipeline.toml`` (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("config") / "pipeline.toml"
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DedupeSettings(_Section):
+    tracking_params: list[str] = [
+        "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ocid",
+        "cmpid", "ref", "ref_src", "_ga", "igshid", "yclid", "spm", "cid",
+    ]
+
+
+class EnrichSettings(_Section):
+    enabled: list[str] = ["text", "urls", "reading", "dates"]
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline can be told. Keys mirror ``config/pipeline.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    db: Path = Path("var/articles.db")
+    log_file: Path | None = Path("var/log/pipeline.jsonl")
+    log_level: LogLevel = "info"
+    log_file_level: LogLevel = "debug"
+    log_format: Literal["auto", "console", "json"] = "auto"
+    patterns: list[str] = ["*.md", "*.markdown"]
+    ignore: list[str] = [".*", "*~", "*.tmp", "*.swp", "*.swx", "4913", "*.part", "*.crdownload"]
+    max_file_bytes: int = Field(5_000_000, gt=0)
+    follow_symlinks: bool = False
+    workers: int = Field(0, ge=0)
+    batch_size: int = Field(500, gt=0)
+    busy_timeout_ms: int = Field(30_000, ge=0)
+
+    dedupe: DedupeSettings = DedupeSettings()
+    enrich: EnrichSettings = EnrichSettings()
+
+    @field_validator("log_level", "log_file_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_file", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("enrich", mode="after")
+    @classmethod
+    def _known_enrichers(cls, value: EnrichSettings) -> EnrichSettings:
+        from .enrich import unknown_enrichers
+
+        unknown = unknown_enrichers(value.enabled)
+        if unknown:
+            raise ValueError(f"unknown enricher(s) in enrich.enabled: {', '.join(unknown)}")
+        return value
+
+    @field_validator("db", "log_file", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Relative paths resolve against the working directory, once, at load time.
+        return None if value is None else Path(os.path.abspath(value.expanduser()))
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        toml_file = _config_file_in_use.get("path")
+        if toml_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
+        return sources
+
+
+# load_settings() tells settings_customise_sources which file to read; a class attribute would
+# be shared state too, this at least keeps it in one visible place.
+_config_file_in_use: dict[str, Path | None] = {"path": None}
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: explicit, else $PIPELINE_CONFIG, else ./config/pipeline.toml."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    env = os.environ.get("PIPELINE_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from PIPELINE_CONFIG)")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None, **overrides: Any
+) -> Settings:
+    """Build the effective settings; ``overrides`` are CLI flags (None means "not given")."""
+    path = find_config_file(config_file)
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    given = {k: v for k, v in overrides.items() if v is not None}
+    _config_file_in_use["path"] = path
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from exc
+    finally:
+        _config_file_in_use["path"] = None
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f" (file {path}, env PIPELINE_*, or a flag)" if path else " (env PIPELINE_* or a flag)"
+    lines = [f"invalid configuration{where}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        got = err.get("input")
+        lines.append(f"  {key}: {err['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def dump_settings(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json")

@@ -1,0 +1,97 @@
+"""structlog set-up: JSON lines to a file, and human-readable (terminal) or JSON (pipe) on stderr.
+
+The two sinks have their own levels: by default the file gets every stage of every file
+(debug) while the terminal shows run events, dedupe decisions and problems (info).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+# Never written to any log, whatever a caller passes.
+SECRET_KEYS = frozenset({"secured", "body"})
+
+
+def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in SECRET_KEYS & event.keys():
+        del event[key]
+    return event
+
+
+class _Sinks:
+    """Final processor: write to the file and/or stderr by level, then drop the event."""
+
+    def __init__(
+        self, console_level: str, console_format: str, file: TextIO | None, file_level: str,
+        stream: TextIO,
+    ) -> None:
+        self.console_level = LEVELS[console_level]
+        self.file_level = LEVELS[file_level]
+        self.file = file
+        self.stream = stream
+        self.console = (
+            structlog.dev.ConsoleRenderer(colors=stream.isatty())
+            if console_format == "console" else None
+        )
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> Any:
+        level = LEVELS.get(event.get("level", "info"), 20)
+        line = None
+        if self.file is not None and level >= self.file_level:
+            line = json.dumps(event, default=str, ensure_ascii=False)
+            self.file.write(line + "\n")
+        if level >= self.console_level:
+            if self.console is not None:
+                text = self.console(logger, method, dict(event))
+            else:
+                text = line or json.dumps(event, default=str, ensure_ascii=False)
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        raise structlog.DropEvent
+
+
+_open_file: TextIO | None = None
+
+
+def configure(
+    level: str = "info",
+    fmt: str = "auto",
+    file: str | os.PathLike[str] | None = None,
+    file_level: str = "debug",
+    stream: TextIO | None = None,
+) -> None:
+    """(Re)configure logging for this process."""
+    global _open_file
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    if _open_file is not None:
+        _open_file.close()
+        _open_file = None
+    if file is not None:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        # line-buffered: a crash loses at most the line being written
+        _open_file = open(file, "a", encoding="utf-8", buffering=1)
+    min_level = min(LEVELS[level], LEVELS[file_level] if file is not None else 100)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            _drop_secrets,
+            _Sinks(level, fmt, _open_file, file_level, stream),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
+        logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger(**bound)

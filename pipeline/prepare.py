@@ -1,0 +1,157 @@
+"""The pure half of the pipeline: path -> read -> parse -> validate -> dedupe -> enrich.
+
+Everything here is free of database access, so it runs in worker processes; the single writer
+(``store``) receives the resulting records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import dedupe, enrich, parse, validate
+from .records import Outcome, Prepared, Rejection, Skipped
+from .validate import Article
+
+# Fields whose change alone is not a new version: an opaque signature the publisher re-issues
+# on every rewrite of a file.
+VOLATILE_FIELDS = frozenset({"secured"})
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the pure stages need from the settings (small and picklable for workers)."""
+
+    max_file_bytes: int
+    tracking_params: tuple[str, ...]
+    enrichers: tuple[str, ...]
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prepare_file(path: str, options: Options) -> Outcome:
+    """Run the pure stages for one file; timings per stage in ms."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    got = parse.read(path, options.max_file_bytes)
+    if isinstance(got, (Rejection, Skipped)):
+        if isinstance(got, Rejection):
+            got.timings["parse"] = (time.perf_counter() - t0) * 1000
+        return got
+    facts, data = got
+    parsed = parse.parse(facts, data)
+    t1 = time.perf_counter()
+    timings["parse"] = (t1 - t0) * 1000
+    if isinstance(parsed, Rejection):
+        parsed.timings = timings
+        return parsed
+    article = validate.validate(parsed)
+    t2 = time.perf_counter()
+    timings["validate"] = (t2 - t1) * 1000
+    if isinstance(article, Rejection):
+        article.timings = timings
+        return article
+    prepared = build(article, facts, options)
+    prepared.timings = {**timings, **prepared.timings}
+    return prepared
+
+
+def build(article: Article, facts: Any, options: Options) -> Prepared:
+    """Dedupe identity, row building and enrichment for a validated article."""
+    t0 = time.perf_counter()
+    canonical, article_id = dedupe.identity(article, options.tracking_params)
+    doc = article.model_dump(mode="json", exclude={"body"})
+    content = {k: v for k, v in doc.items() if k not in VOLATILE_FIELDS}
+    content["body"] = article.body
+    content_hash = hashlib.sha256(
+        json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+    provider = article.provider
+    provider_domain = (provider.domain or "").strip().lower() if provider else ""
+    extra = article.model_extra or {}
+    row: dict[str, Any] = {
+        "id": article_id,
+        "canonical_url": canonical,
+        "title": article.title,
+        "excerpt": article.excerpt,
+        "body": article.body,
+        "published_at": iso(article.publishedDateTime),
+        "category": article.category,
+        "type": article.type,
+        "quality": article.quality,
+        "heat": article.heat,
+        "published": article.published,
+        "provider_id": provider_domain or None,
+        "topics": json.dumps(article.topics, ensure_ascii=False),
+        "web_url": article.webUrl,
+        "original_url": article.originalUrl,
+        "amp_url": article.ampWebUrl,
+        "cdn_amp_url": article.cdnAmpWebUrl,
+        "extra": json.dumps(doc_extra(extra), ensure_ascii=False) if extra else None,
+        "content_hash": content_hash,
+    }
+    t1 = time.perf_counter()
+    row, enrich_timings, errors = enrich.enrich(article, row, options.enrichers)
+    t2 = time.perf_counter()
+    images = [_image(img, "article") for img in article.images]
+    if provider:
+        images += [_image(img, "provider") for img in provider.images]
+    related = []
+    for item in article.related:
+        url = item.originalUrl or item.webUrl
+        rel_canonical = dedupe.canonical_url(url, options.tracking_params) if url else None
+        related.append(
+            {
+                "url": url,
+                "canonical_url": rel_canonical,
+                "target_id": dedupe.article_id(rel_canonical) if rel_canonical else None,
+                "title": enrich.clean_text(item.title),
+                "excerpt": enrich.clean_text(item.excerpt),
+                "provider_name": item.provider.name if item.provider else None,
+                "provider_domain": item.provider.domain if item.provider else None,
+                "published_at": iso(item.publishedDateTime),
+                "quality": item.quality,
+            }
+        )
+    snapshot = {**doc, "body": article.body}
+    return Prepared(
+        facts=facts,
+        article=row,
+        snapshot=snapshot,
+        content_hash=content_hash,
+        provider={"domain": provider_domain, "name": provider.name} if provider_domain else None,
+        topics=list(article.topics),
+        images=images,
+        related=related,
+        timings={
+            "dedupe": (t1 - t0) * 1000,
+            "enrich": (t2 - t1) * 1000,
+            **{f"enrich.{k}": v for k, v in enrich_timings.items()},
+        },
+        errors=errors,
+    )
+
+
+def doc_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """Unknown top-level fields, JSON-safe (YAML may give dates and other non-JSON values)."""
+    return json.loads(json.dumps(extra, default=str, ensure_ascii=False))
+
+
+def _image(img: Any, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "url": img.url,
+        "width": img.width,
+        "height": img.height,
+        "is_cached": img.isCached,
+        "title": enrich.clean_text(img.title),
+        "attribution": img.attribution,
+    }

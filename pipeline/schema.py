@@ -1,0 +1,259 @@
+"""The database schema, in one place, created or migrated on start.
+
+Migration is additive: missing tables, columns, indexes and the full-text index are created;
+nothing is dropped. ``PRAGMA user_version`` records the schema version for diagnostics.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from .enrich import enrichment_columns
+
+SCHEMA_VERSION = 1
+
+# table -> (columns in order {name: SQLite type}, primary key, foreign keys)
+_BASE_ARTICLE_COLUMNS: dict[str, str] = {
+    "id": "INTEGER",
+    "canonical_url": "TEXT",
+    "title": "TEXT",
+    "excerpt": "TEXT",
+    "body": "TEXT",
+    "published_at": "TEXT",
+    "category": "TEXT",
+    "type": "TEXT",
+    "quality": "INTEGER",
+    "heat": "INTEGER",
+    "published": "INTEGER",
+    "provider_id": "TEXT",
+    "topics": "TEXT",
+    "web_url": "TEXT",
+    "original_url": "TEXT",
+    "amp_url": "TEXT",
+    "cdn_amp_url": "TEXT",
+    "extra": "TEXT",
+    "content_hash": "TEXT",
+    "version": "INTEGER",
+    "first_seen_at": "TEXT",
+    "updated_at": "TEXT",
+    "deleted_at": "TEXT",
+}
+
+
+def article_columns() -> dict[str, str]:
+    return {**_BASE_ARTICLE_COLUMNS, **enrichment_columns()}
+
+
+def tables() -> dict[str, dict[str, Any]]:
+    return {
+        "providers": {
+            "columns": {"domain": "TEXT", "name": "TEXT", "articles": "INTEGER"},
+            "pk": "domain",
+        },
+        "articles": {
+            "columns": article_columns(),
+            "pk": "id",
+            "foreign_keys": [("provider_id", "providers", "domain")],
+        },
+        "sources": {
+            "columns": {
+                "path": "TEXT",
+                "article_id": "INTEGER",
+                "sha256": "TEXT",
+                "size": "INTEGER",
+                "mtime_ns": "INTEGER",
+                "status": "TEXT",
+                "first_seen_at": "TEXT",
+                "last_ingested_at": "TEXT",
+            },
+            "pk": "path",
+            "foreign_keys": [("article_id", "articles", "id")],
+        },
+        "rejects": {
+            "columns": {
+                "id": "INTEGER",
+                "path": "TEXT",
+                "sha256": "TEXT",
+                "stage": "TEXT",
+                "reason": "TEXT",
+                "details": "TEXT",
+                "at": "TEXT",
+                "run_id": "INTEGER",
+            },
+            "pk": "id",
+        },
+        "topics": {
+            "columns": {"slug": "TEXT", "name": "TEXT", "articles": "INTEGER"},
+            "pk": "slug",
+        },
+        "article_topics": {
+            "columns": {"article_id": "INTEGER", "topic": "TEXT"},
+            "pk": ("article_id", "topic"),
+            "foreign_keys": [("article_id", "articles", "id"), ("topic", "topics", "slug")],
+        },
+        "images": {
+            "columns": {
+                "article_id": "INTEGER",
+                "position": "INTEGER",
+                "kind": "TEXT",  # 'article' or 'provider' (the provider's logo)
+                "url": "TEXT",
+                "width": "INTEGER",
+                "height": "INTEGER",
+                "is_cached": "INTEGER",
+                "title": "TEXT",
+                "attribution": "TEXT",
+            },
+            "pk": ("article_id", "position"),
+            "foreign_keys": [("article_id", "articles", "id")],
+        },
+        "related": {
+            "columns": {
+                "article_id": "INTEGER",
+                "position": "INTEGER",
+                "url": "TEXT",
+                "canonical_url": "TEXT",
+                "target_id": "INTEGER",  # id the related article has/will have (hash of its URL)
+                "related_article_id": "INTEGER",  # set only while that article is in the database
+                "title": "TEXT",
+                "excerpt": "TEXT",
+                "provider_name": "TEXT",
+                "provider_domain": "TEXT",
+                "published_at": "TEXT",
+                "quality": "INTEGER",
+            },
+            "pk": ("article_id", "position"),
+            "foreign_keys": [
+                ("article_id", "articles", "id"),
+                ("related_article_id", "articles", "id"),
+            ],
+        },
+        "article_versions": {
+            "columns": {
+                "article_id": "INTEGER",
+                "version": "INTEGER",
+                "sha256": "TEXT",
+                "source_path": "TEXT",
+                "changed_fields": "TEXT",
+                "snapshot": "TEXT",
+                "observed_at": "TEXT",
+            },
+            "pk": ("article_id", "version"),
+            "foreign_keys": [("article_id", "articles", "id")],
+        },
+        "ingest_runs": {
+            "columns": {
+                "id": "INTEGER",
+                "kind": "TEXT",
+                "paths": "TEXT",
+                "started_at": "TEXT",
+                "ended_at": "TEXT",
+                "status": "TEXT",
+                "seen": "INTEGER",
+                "new": "INTEGER",
+                "updated": "INTEGER",
+                "unchanged": "INTEGER",
+                "duplicate": "INTEGER",
+                "rejected": "INTEGER",
+                "skipped": "INTEGER",
+                "deleted": "INTEGER",
+                "elapsed_s": "REAL",
+                "files_per_s": "REAL",
+                "pid": "INTEGER",
+                "host": "TEXT",
+            },
+            "pk": "id",
+        },
+    }
+
+
+# (table, columns, unique)
+INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
+    ("articles", ("canonical_url",), True),
+    ("articles", ("published_at",), False),
+    ("articles", ("provider_id",), False),
+    ("articles", ("published_month",), False),
+    ("articles", ("published_year",), False),
+    ("articles", ("category",), False),
+    ("articles", ("registered_domain",), False),
+    ("sources", ("article_id",), False),
+    ("sources", ("sha256",), False),
+    ("rejects", ("path",), False),
+    ("rejects", ("at",), False),
+    ("article_topics", ("topic",), False),
+    ("related", ("target_id",), False),
+    ("related", ("related_article_id",), False),
+]
+
+FTS_TABLE = "articles"
+FTS_COLUMNS = ("title", "excerpt", "body")
+
+_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float}
+
+
+def _fts_sql() -> list[str]:
+    """External-content FTS5 over articles, as sqlite-utils makes it (so Datasette detects it),
+    but the update trigger fires only when an indexed column changes."""
+    cols = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
+    new = ", ".join(f'new."{c}"' for c in FTS_COLUMNS)
+    old = ", ".join(f'old."{c}"' for c in FTS_COLUMNS)
+    t = FTS_TABLE
+    delete = (
+        f'INSERT INTO "{t}_fts" ("{t}_fts", rowid, {cols}) VALUES(\'delete\', old.rowid, {old});'
+    )
+    insert = f'INSERT INTO "{t}_fts" (rowid, {cols}) VALUES (new.rowid, {new});'
+    return [
+        f'CREATE VIRTUAL TABLE IF NOT EXISTS "{t}_fts" USING FTS5 ({cols}, '
+        f"tokenize='porter unicode61 remove_diacritics 2', content=\"{t}\")",
+        f'CREATE TRIGGER IF NOT EXISTS "{t}_ai" AFTER INSERT ON "{t}" BEGIN {insert} END',
+        f'CREATE TRIGGER IF NOT EXISTS "{t}_ad" AFTER DELETE ON "{t}" BEGIN {delete} END',
+        f'CREATE TRIGGER IF NOT EXISTS "{t}_au" AFTER UPDATE OF {cols} ON "{t}" '
+        f"BEGIN {delete} {insert} END",
+    ]
+
+
+def connect(path: str, busy_timeout_ms: int = 30_000) -> sqlite_utils.Database:
+    """Open the database with the pragmas we rely on (WAL: readers never block the writer)."""
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return sqlite_utils.Database(conn)
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Create what is missing, in one transaction: a crash mid-migration leaves the old schema."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name, spec in tables().items():
+            columns = {c: _TYPES[t] for c, t in spec["columns"].items()}
+            table = db.table(name)
+            if not table.exists():
+                conn.execute(
+                    db.create_table_sql(
+                        name, columns, pk=spec["pk"], foreign_keys=spec.get("foreign_keys")
+                    )
+                )
+            else:
+                have = set(table.columns_dict)
+                for col, typ in spec["columns"].items():
+                    if col not in have:
+                        conn.execute(f'ALTER TABLE "{name}" ADD COLUMN "{col}" {typ}')
+        for name, cols, unique in INDEXES:
+            index = f"idx_{name}_{'_'.join(cols)}"
+            collist = ", ".join(f'"{c}"' for c in cols)
+            conn.execute(
+                f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index}" '
+                f'ON "{name}" ({collist})'
+            )
+        for sql in _fts_sql():
+            conn.execute(sql)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

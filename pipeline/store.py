@@ -1,0 +1,361 @@
+"""Stage 5, store: the single writer.
+
+Everything that touches the database happens here, one transaction per batch: the dedupe
+decision (is this a new article, a new source of a known one, a new version?), the article
+upsert, its source and version rows, child rows, and related-article links. A crash rolls back
+the whole batch, so no file is ever half-recorded; the next run redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .records import Outcome, Prepared, Rejection, Skipped
+from .schema import article_columns, connect, migrate
+
+# Outcomes of one file, as counted in run summaries and ingest_runs.
+COUNTS = ("new", "updated", "unchanged", "duplicate", "rejected", "skipped", "deleted")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Result:
+    """What the writer did with one file; ``decision`` explains the dedupe outcome."""
+
+    path: str
+    outcome: str  # one of COUNTS
+    article_id: int | None = None
+    decision: str = ""
+    version: int | None = None
+    changed_fields: list[str] = field(default_factory=list)
+    ms: float = 0.0
+
+
+class Store:
+    """The database, opened and migrated; one instance per process that writes."""
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout_ms: int = 30_000) -> None:
+        self.path = os.fspath(path)
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self.db = connect(self.path, busy_timeout_ms)
+        migrate(self.db)
+        self.conn = self.db.conn
+        self._article_cols = list(article_columns())
+        cols = ", ".join(f'"{c}"' for c in self._article_cols)
+        marks = ", ".join("?" for _ in self._article_cols)
+        self._insert_article = f"INSERT INTO articles ({cols}) VALUES ({marks})"
+        updatable = [c for c in self._article_cols if c not in ("id", "first_seen_at")]
+        self._update_article = (
+            "UPDATE articles SET "
+            + ", ".join(f'"{c}" = ?' for c in updatable)
+            + " WHERE id = ?"
+        )
+        self._updatable = updatable
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def begin_run(self, kind: str, paths: list[str]) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO ingest_runs (kind, paths, started_at, status, pid, host) "
+            "VALUES (?, ?, ?, 'running', ?, ?)",
+            (kind, json.dumps(paths), now(), os.getpid(), socket.gethostname()),
+        )
+        return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, counts: dict[str, int], elapsed: float, status: str) -> None:
+        seen = sum(counts.get(k, 0) for k in COUNTS if k != "deleted")
+        self.conn.execute(
+            "UPDATE ingest_runs SET ended_at = ?, status = ?, seen = ?, new = ?, updated = ?, "
+            "unchanged = ?, duplicate = ?, rejected = ?, skipped = ?, deleted = ?, "
+            "elapsed_s = ?, files_per_s = ? WHERE id = ?",
+            (
+                now(), status, seen, *(counts.get(k, 0) for k in COUNTS),
+                round(elapsed, 3), round(seen / elapsed, 1) if elapsed > 0 else None, run_id,
+            ),
+        )
+
+    # -- what we already know -------------------------------------------------------------------
+
+    def source_stats(self) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, status) for the stat-only skip of unchanged files."""
+        return {
+            row[0]: (row[1], row[2], row[3])
+            for row in self.conn.execute("SELECT path, size, mtime_ns, status FROM sources")
+        }
+
+    # -- the batch ------------------------------------------------------------------------------
+
+    def write_batch(
+        self, outcomes: list[Outcome], *, run_id: int | None = None, force: bool = False
+    ) -> list[Result]:
+        """Record a batch of files in one transaction; all of it commits or none of it."""
+        results: list[Result] = []
+        touched_topics: set[str] = set()
+        touched_providers: set[str] = set()
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stamp = now()
+            for item in outcomes:
+                start = time.perf_counter()
+                if isinstance(item, Prepared):
+                    result = self._store_article(item, stamp, force, touched_topics,
+                                                 touched_providers)
+                elif isinstance(item, Rejection):
+                    result = self._store_rejection(item, stamp, run_id)
+                else:
+                    assert isinstance(item, Skipped)
+                    result = Result(item.facts.path, "skipped", decision=item.reason)
+                result.ms = (time.perf_counter() - start) * 1000
+                results.append(result)
+            self._refresh_counts(touched_topics, touched_providers)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:
+        facts = item.facts
+        self.conn.execute(
+            "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (facts.path, facts.sha256 or None, item.stage, item.reason,
+             json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
+        )
+        previous = self.conn.execute(
+            "SELECT article_id FROM sources WHERE path = ?", (facts.path,)
+        ).fetchone()
+        self._upsert_source(facts, None, "rejected", stamp)
+        if previous and previous[0] is not None:
+            self._tombstone_if_orphaned(previous[0], stamp)
+        return Result(facts.path, "rejected", decision=f"{item.stage}: {item.reason}")
+
+    def _store_article(
+        self, item: Prepared, stamp: str, force: bool, topics: set[str], providers: set[str]
+    ) -> Result:
+        conn = self.conn
+        facts = item.facts
+        aid = item.article_id
+        source = conn.execute(
+            "SELECT article_id, sha256, status FROM sources WHERE path = ?", (facts.path,)
+        ).fetchone()
+        same_bytes = (
+            source is not None and source[1] == facts.sha256 and source[2] == "ingested"
+            and source[0] == aid
+        )
+        if same_bytes and not force:
+            self._upsert_source(facts, aid, "ingested", stamp)
+            return Result(facts.path, "unchanged", aid, "same bytes as last time")
+
+        existing = conn.execute(
+            "SELECT version, content_hash, deleted_at FROM articles WHERE id = ?", (aid,)
+        ).fetchone()
+        row = {**item.article}
+        changed: list[str] = []
+        if existing is None:
+            outcome, decision, version = "new", "new canonical URL", 1
+            row.update(version=1, first_seen_at=stamp, updated_at=stamp, deleted_at=None)
+            self._ensure_provider(item, providers)
+            conn.execute(self._insert_article, [_sql(row.get(c)) for c in self._article_cols])
+            self._insert_version(item, 1, [], stamp)
+            self._replace_children(item, topics)
+            # earlier articles that listed this one as related now link to it
+            conn.execute(
+                "UPDATE related SET related_article_id = ? "
+                "WHERE target_id = ? AND related_article_id IS NULL",
+                (aid, aid),
+            )
+        else:
+            version, old_hash, deleted_at = existing
+            is_new_source = source is None or source[0] != aid
+            content_changed = old_hash != item.content_hash and not same_bytes
+            if content_changed:
+                version += 1
+                changed = self._changed_fields(aid, item.snapshot)
+                self._insert_version(item, version, changed, stamp)
+            if is_new_source:
+                outcome = "duplicate"
+                decision = "another file of a known article (same canonical URL)"
+            elif content_changed:
+                outcome, decision = "updated", "file changed"
+            else:
+                outcome, decision = "unchanged", "file changed, article content did not"
+            if content_changed or force or deleted_at is not None:
+                row.update(version=version, updated_at=stamp, deleted_at=None)
+                self._ensure_provider(item, providers)
+                conn.execute(
+                    self._update_article,
+                    [_sql(row.get(c)) for c in self._updatable] + [aid],
+                )
+                self._replace_children(item, topics)
+                if content_changed:
+                    decision += f"; version {version}"
+        if source is not None and source[0] is not None and source[0] != aid:
+            # the file now holds another article: the old one may have lost its last file
+            self._upsert_source(facts, aid, "ingested", stamp)
+            self._tombstone_if_orphaned(source[0], stamp)
+        else:
+            self._upsert_source(facts, aid, "ingested", stamp)
+        return Result(facts.path, outcome, aid, decision, row.get("version"), changed)
+
+    def mark_deleted(self, paths: list[str]) -> int:
+        """Files that are gone: their sources become 'deleted', orphaned articles tombstoned."""
+        if not paths:
+            return 0
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stamp = now()
+            count = 0
+            for path in paths:
+                row = conn.execute(
+                    "SELECT article_id FROM sources WHERE path = ? AND status != 'deleted'", (path,)
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "UPDATE sources SET status = 'deleted', last_ingested_at = ? WHERE path = ?",
+                    (stamp, path),
+                )
+                if row[0] is not None:
+                    self._tombstone_if_orphaned(row[0], stamp)
+                count += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _upsert_source(self, facts: Any, aid: int | None, status: str, stamp: str) -> None:
+        self.conn.execute(
+            "INSERT INTO sources (path, article_id, sha256, size, mtime_ns, status, "
+            "first_seen_at, last_ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET article_id = excluded.article_id, "
+            "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+            "status = excluded.status, last_ingested_at = excluded.last_ingested_at",
+            (facts.path, aid, facts.sha256 or None, facts.size, facts.mtime_ns, status,
+             stamp, stamp),
+        )
+
+    def _tombstone_if_orphaned(self, aid: int, stamp: str) -> None:
+        """An article none of whose files still holds it gets deleted_at (nothing is removed)."""
+        self.conn.execute(
+            "UPDATE articles SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM sources WHERE article_id = ? AND status = 'ingested')",
+            (stamp, aid, aid),
+        )
+
+    def _changed_fields(self, aid: int, snapshot: dict[str, Any]) -> list[str]:
+        prev = self.conn.execute(
+            "SELECT snapshot FROM article_versions WHERE article_id = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (aid,),
+        ).fetchone()
+        if prev is None:
+            return sorted(snapshot)
+        old = json.loads(prev[0])
+        keys = set(old) | set(snapshot)
+        return sorted(k for k in keys if old.get(k) != snapshot.get(k) and k != "secured")
+
+    def _insert_version(self, item: Prepared, version: int, changed: list[str], stamp: str) -> None:
+        self.conn.execute(
+            "INSERT INTO article_versions (article_id, version, sha256, source_path, "
+            "changed_fields, snapshot, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.article_id, version, item.facts.sha256, item.facts.path, json.dumps(changed),
+             json.dumps(item.snapshot, ensure_ascii=False), stamp),
+        )
+
+    def _ensure_provider(self, item: Prepared, providers: set[str]) -> None:
+        if not item.provider:
+            return
+        self.conn.execute(
+            "INSERT INTO providers (domain, name) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE "
+            "SET name = coalesce(excluded.name, providers.name)",
+            (item.provider["domain"], item.provider["name"]),
+        )
+        providers.add(item.provider["domain"])
+
+    def _replace_children(self, item: Prepared, topics: set[str]) -> None:
+        conn = self.conn
+        aid = item.article_id
+        old_topics = [r[0] for r in conn.execute(
+            "SELECT topic FROM article_topics WHERE article_id = ?", (aid,))]
+        topics.update(old_topics)
+        for table in ("article_topics", "images", "related"):
+            conn.execute(f"DELETE FROM {table} WHERE article_id = ?", (aid,))
+        seen: dict[str, str] = {}
+        for name in item.topics:
+            slug = topic_slug(name)
+            if slug and slug not in seen:
+                seen[slug] = name.strip()
+        conn.executemany(
+            "INSERT INTO topics (slug, name, articles) VALUES (?, ?, 0) "
+            "ON CONFLICT(slug) DO NOTHING",
+            list(seen.items()),
+        )
+        conn.executemany(
+            "INSERT INTO article_topics (article_id, topic) VALUES (?, ?)",
+            [(aid, slug) for slug in seen],
+        )
+        topics.update(seen)
+        conn.executemany(
+            "INSERT INTO images (article_id, position, kind, url, width, height, is_cached, "
+            "title, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(aid, pos, i["kind"], i["url"], i["width"], i["height"], _sql(i["is_cached"]),
+              i["title"], i["attribution"]) for pos, i in enumerate(item.images)],
+        )
+        rel_rows = []
+        for pos, r in enumerate(item.related):
+            rel_rows.append((aid, pos, r["url"], r["canonical_url"], r["target_id"],
+                             r["target_id"], r["title"], r["excerpt"], r["provider_name"],
+                             r["provider_domain"], r["published_at"], r["quality"]))
+        conn.executemany(
+            "INSERT INTO related (article_id, position, url, canonical_url, target_id, "
+            "related_article_id, title, excerpt, provider_name, provider_domain, published_at, "
+            "quality) VALUES (?, ?, ?, ?, ?, "
+            "(SELECT id FROM articles WHERE id = ?), ?, ?, ?, ?, ?, ?)",
+            rel_rows,
+        )
+
+    def _refresh_counts(self, topics: set[str], providers: set[str]) -> None:
+        self.conn.executemany(
+            "UPDATE topics SET articles = (SELECT count(*) FROM article_topics "
+            "WHERE topic = topics.slug) WHERE slug = ?",
+            [(t,) for t in topics],
+        )
+        self.conn.executemany(
+            "UPDATE providers SET articles = (SELECT count(*) FROM articles "
+            "WHERE provider_id = providers.domain) WHERE domain = ?",
+            [(p,) for p in providers],
+        )
+
+
+def topic_slug(name: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+
+
+def _sql(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return value

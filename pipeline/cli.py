@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -105,8 +106,8 @@ def backfill(paths: tuple[str, ...], db: str | None, workers: int | None, force:
         )
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
-    except OSError as exc:
-        raise click.ClickException(f"cannot run: {exc}") from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
     finally:
         if bar is not None:
             bar.close()

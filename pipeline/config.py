@@ -45,6 +45,16 @@ class EnrichSettings(_Section):
     enabled: list[str] = ["text", "urls", "reading", "dates"]
 
 
+class LimitsSettings(_Section):
+    """Bounds that keep hostile or broken files from costing memory or time."""
+
+    max_depth: int = Field(16, gt=0)
+    max_aliases: int = Field(100, ge=0)
+    max_items: int = Field(1000, gt=0)
+    max_chars: int = Field(100_000, gt=0)
+    max_expanded: int = Field(20_000, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the pipeline can be told. Keys mirror ``config/pipeline.toml``."""
 
@@ -70,6 +80,7 @@ class Settings(BaseSettings):
 
     dedupe: DedupeSettings = DedupeSettings()
     enrich: EnrichSettings = EnrichSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @field_validator("log_level", "log_file_level", mode="before")
     @classmethod

@@ -7,10 +7,12 @@ two batches are in flight, so memory stays flat whatever the number of files.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import multiprocessing
 import os
 import re
+import stat as stat_mod
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from . import parse
 from .config import Settings
 from .logs import get_logger
 from .prepare import Options, prepare_file
@@ -47,53 +50,105 @@ class Found:
     path: str
     size: int
     mtime_ns: int
+    problem: str | None = None  # why this article-named entry cannot be read as a file
+
+
+_KINDS = (
+    (stat_mod.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat_mod.S_ISSOCK, "a socket"),
+    (stat_mod.S_ISCHR, "a character device"),
+    (stat_mod.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
 def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
     """Article files under the roots, recursively, in a stable (sorted) order.
 
-    Hidden folders are skipped; symlinks are followed only when ``follow_symlinks`` is set.
-    A root may also be a single file.
+    Hidden folders are skipped. Symbolic links to files inside the roots are followed; links
+    leading outside them only with ``follow_symlinks`` (a link could expose any file on the
+    machine); linked folders are entered only with ``follow_symlinks``. Entries with an article's
+    name that cannot be read as one (a folder, a FIFO, a dangling link, a link loop) are yielded
+    with ``problem`` set, so they get a rejection that says why. A root may be a single file.
     """
     patterns, ignore = tuple(settings.patterns), tuple(settings.ignore)
     follow = settings.follow_symlinks
     dir_ignore = _matcher(tuple(p for p in ignore if p.startswith(".")))
+    real_roots = [os.path.realpath(r) for r in roots]
     seen_dirs: set[tuple[int, int]] = set()
 
-    def scan(folder: str) -> Iterator[Found]:
+    def linked(entry: os.DirEntry[str], candidate: bool) -> Iterator[Found]:
+        path = os.path.abspath(entry.path)
         try:
-            with os.scandir(folder) as it:
+            st = os.stat(entry.path)
+        except OSError as exc:
+            if candidate:
+                lst = entry.stat(follow_symlinks=False)
+                what = "a symlink loop" if exc.errno == errno.ELOOP else (
+                    f"a dangling symlink (to {os.readlink(entry.path)!r})"
+                )
+                yield Found(path, lst.st_size, lst.st_mtime_ns, what)
+            return
+        target = os.path.realpath(entry.path)
+        if stat_mod.S_ISDIR(st.st_mode):
+            if follow and not dir_ignore(entry.name):
+                yield from folder(entry.path, st)
+            return
+        if not candidate:
+            return
+        if not follow and not _under(target, real_roots):
+            lst = entry.stat(follow_symlinks=False)
+            yield Found(path, lst.st_size, lst.st_mtime_ns,
+                        f"a symlink to {target}, outside the watched folders (not followed; "
+                        "set follow_symlinks to follow such links)")
+        elif stat_mod.S_ISREG(st.st_mode):
+            yield Found(path, st.st_size, st.st_mtime_ns)
+        else:
+            yield Found(path, st.st_size, st.st_mtime_ns, f"a symlink to {_kind(st.st_mode)}")
+
+    def folder(path: str, st: os.stat_result) -> Iterator[Found]:
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:  # a folder reached twice (through a followed link)
+            return
+        seen_dirs.add(key)
+        try:
+            with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            log.warning("walk.unreadable", path=folder, error=exc.strerror)
+            log.warning("walk.unreadable", path=path, error=exc.strerror)
             return
         for entry in entries:
+            candidate = is_candidate(entry.name, patterns, ignore)
             try:
-                if entry.is_dir(follow_symlinks=follow):
-                    if dir_ignore(entry.name):
-                        continue
-                    st = entry.stat(follow_symlinks=follow)
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen_dirs:  # a symlink loop or a folder reached twice
-                        continue
-                    seen_dirs.add(key)
-                    yield from scan(entry.path)
-                elif is_candidate(entry.name, patterns, ignore):
-                    if entry.is_symlink() and not follow:
-                        continue
-                    st = entry.stat(follow_symlinks=follow)
-                    yield Found(os.path.abspath(entry.path), st.st_size, st.st_mtime_ns)
+                if entry.is_symlink():
+                    yield from linked(entry, candidate)
+                elif entry.is_dir(follow_symlinks=False):
+                    if candidate:
+                        est = entry.stat(follow_symlinks=False)
+                        yield Found(os.path.abspath(entry.path), 0, est.st_mtime_ns,
+                                    "a folder, not a file (its contents are still ingested)")
+                    if not dir_ignore(entry.name):
+                        yield from folder(entry.path, entry.stat(follow_symlinks=False))
+                elif candidate:
+                    est = entry.stat(follow_symlinks=False)
+                    if stat_mod.S_ISREG(est.st_mode):
+                        yield Found(os.path.abspath(entry.path), est.st_size, est.st_mtime_ns)
+                    else:
+                        yield Found(os.path.abspath(entry.path), 0, est.st_mtime_ns,
+                                    f"{_kind(est.st_mode)}, not a regular file")
             except OSError:
-                continue  # vanished or a dangling link: nothing to ingest
+                continue  # vanished while we looked: nothing to ingest
 
     for root in roots:
         root = os.path.abspath(root)
-        if os.path.isfile(root):
-            st = os.stat(root)
-            yield Found(root, st.st_size, st.st_mtime_ns)
+        st = os.stat(root)
+        if stat_mod.S_ISDIR(st.st_mode):
+            yield from folder(root, st)
         else:
-            seen_dirs.add((os.stat(root).st_dev, os.stat(root).st_ino))
-            yield from scan(root)
+            yield Found(root, st.st_size, st.st_mtime_ns)
 
 
 # -- workers ----------------------------------------------------------------------------------
@@ -119,6 +174,7 @@ def options_from(settings: Settings) -> Options:
         max_file_bytes=settings.max_file_bytes,
         tracking_params=tuple(settings.dedupe.tracking_params),
         enrichers=tuple(settings.enrich.enabled),
+        limits=parse.Limits(**settings.limits.model_dump()),
     )
 
 
@@ -173,18 +229,18 @@ class Ingestor:
             if len(batch) >= size:
                 next_flight = self._prepare_async(batch)
                 if in_flight is not None:
-                    self._write(in_flight(), on_batch)
+                    self.write(in_flight(), on_batch)
                 in_flight, batch = next_flight, []
         if batch:
             next_flight = self._prepare_async(batch)
             if in_flight is not None:
-                self._write(in_flight(), on_batch)
+                self.write(in_flight(), on_batch)
             in_flight = next_flight
         if in_flight is not None:
-            self._write(in_flight(), on_batch)
+            self.write(in_flight(), on_batch)
         return self.counts
 
-    def _write(self, outcomes: list[Outcome], on_batch: Callable[[list[Result]], None] | None) -> None:
+    def write(self, outcomes: list[Outcome], on_batch: Callable[[list[Result]], None] | None) -> None:
         results = self.store.write_batch(outcomes, run_id=self.run_id, force=self.force)
         for outcome, result in zip(outcomes, results, strict=True):
             self.counts[result.outcome] += 1
@@ -232,9 +288,9 @@ def log_stages(outcome: Outcome, result: Result) -> None:
 
 def plan(
     found: Iterable[Found], known: dict[str, tuple[int, int, str]], force: bool
-) -> tuple[list[str], int]:
+) -> tuple[list[Found], int]:
     """Split walked files into those to read and the count skipped on stat alone."""
-    todo: list[str] = []
+    todo: list[Found] = []
     unchanged = 0
     for f in found:
         prev = known.get(f.path)
@@ -244,7 +300,7 @@ def plan(
         ):
             unchanged += 1
         else:
-            todo.append(f.path)
+            todo.append(f)
     return todo, unchanged
 
 
@@ -283,7 +339,12 @@ def backfill(
     try:
         with Ingestor(settings, store, force=force, run_id=run_id) as ingestor:
             ingestor.counts["unchanged"] += unchanged
-            ingestor.ingest(todo, on_batch=(lambda r: progress(len(r))) if progress else None)
+            on_batch = (lambda r: progress(len(r))) if progress else None
+            problems = [f for f in todo if f.problem]
+            if problems:
+                ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse",
+                                          f.problem) for f in problems], on_batch)
+            ingestor.ingest([f.path for f in todo if not f.problem], on_batch=on_batch)
             seen_paths = {f.path for f in found}
             gone = [p for p in known if p not in seen_paths and _under(p, roots)
                     and known[p][2] != "deleted"]

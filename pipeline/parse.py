@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as stat_mod
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -31,6 +32,143 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc, valid-type]
 
 
 _LOADER = _Loader
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on the YAML structure, checked on the node tree before any object is built."""
+
+    max_depth: int = 16
+    max_aliases: int = 100
+    max_items: int = 1000
+    max_chars: int = 100_000
+    max_expanded: int = 20_000
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, line: int | None) -> None:
+        super().__init__(reason)
+        self.reason, self.line = reason, line
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in path) or "the front matter"
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> tuple[Any, ...]:
+    """The key path of a node, for the error message only (so the hot walk keeps no paths)."""
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen or isinstance(node, yaml.ScalarNode):
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((c, (*path, i)) for i, c in enumerate(node.value))
+        else:
+            stack.extend((v, (*path, k.value)) for k, v in node.value)
+    return ()
+
+
+def check_structure(root: yaml.Node, limits: Limits, track_aliases: bool) -> None:
+    """Refuse alias bombs, deep nesting, huge lists/strings and duplicate keys, with the line.
+
+    Walks the composed node tree iteratively (aliases are the same node object reached twice,
+    so nothing is expanded); ``track_aliases`` is off when the text has no '*' at all.
+    Measured on the corpus: ~30 µs a file, a few percent of the YAML load itself.
+    """
+    seen: set[int] = set()
+    aliases = 0
+    scalar, sequence = yaml.ScalarNode, yaml.SequenceNode
+    max_chars, max_items, max_depth = limits.max_chars, limits.max_items, limits.max_depth
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if track_aliases:
+            if id(node) in seen:
+                aliases += 1
+                if aliases > limits.max_aliases:
+                    raise _Refused(
+                        f"more than {limits.max_aliases} YAML alias references (at "
+                        f"{_where(_path_to(root, node))}): refusing a possible alias bomb",
+                        node.start_mark.line + 1,
+                    )
+                continue
+            seen.add(id(node))
+        value = node.value
+        if node.__class__ is scalar:
+            if len(value) > max_chars:
+                raise _Refused(
+                    f"{_where(_path_to(root, node))} is {len(value):,} characters long, above "
+                    f"the limit of {max_chars:,}", node.start_mark.line + 1,
+                )
+            continue
+        if depth >= max_depth:
+            raise _Refused(
+                f"{_where(_path_to(root, node))} is nested deeper than {max_depth} levels",
+                node.start_mark.line + 1,
+            )
+        if len(value) > max_items:
+            raise _Refused(
+                f"{_where(_path_to(root, node))} has {len(value):,} entries, above the limit "
+                f"of {max_items:,}", node.start_mark.line + 1,
+            )
+        depth += 1
+        if node.__class__ is sequence:
+            for child in value:
+                push((child, depth))
+        else:
+            keys: set[Any] = set()
+            for key, child in value:
+                name = key.value if key.__class__ is scalar else id(key)
+                if name in keys and name != "<<":
+                    line = key.start_mark.line + 1
+                    first = next(k for k, _ in value if k.value == name).start_mark.line + 1
+                    raise _Refused(
+                        f"duplicate key {_where((*_path_to(root, node), name))!r} at line "
+                        f"{line} (first at line {first}): ambiguous, refusing to guess", line,
+                    )
+                keys.add(name)
+                push((child, depth))
+    if aliases:
+        size = _expanded_size(root, {})
+        if size > limits.max_expanded:
+            raise _Refused(
+                f"YAML aliases expand the front matter to {size:,} values, above the limit of "
+                f"{limits.max_expanded:,}: refusing a possible alias bomb",
+                root.start_mark.line + 1,
+            )
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Values the document would have with every alias expanded (memoised, so cheap);
+    recursion is bounded by max_depth, already checked."""
+    key = id(node)
+    if key not in memo:
+        if isinstance(node, yaml.ScalarNode):
+            memo[key] = 1
+        elif isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(c, memo) for c in node.value)
+        else:
+            memo[key] = 1 + sum(_expanded_size(v, memo) for _, v in node.value)
+    return memo[key]
+
+
+def load_yaml(front_matter: str, limits: Limits) -> Any:
+    """Compose (C parser), check the structure, then construct safely."""
+    loader = _LOADER(front_matter)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_structure(node, limits, "*" in front_matter)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read(path: str, max_bytes: int) -> tuple[FileFacts, bytes] | Rejection | Skipped:
@@ -73,11 +211,16 @@ def read(path: str, max_bytes: int) -> tuple[FileFacts, bytes] | Rejection | Ski
     return facts, data
 
 
-def parse(facts: FileFacts, data: bytes) -> Parsed | Rejection:
+def parse(facts: FileFacts, data: bytes, limits: Limits = Limits()) -> Parsed | Rejection:
     """Split and load the front matter. Accepts UTF-8 with or without BOM, LF or CRLF."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return Rejection(
+                facts, STAGE, "UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                "article files must be UTF-8", [{"field": None, "line": 1, "offset": 0}],
+            )
         line = data.count(b"\n", 0, exc.start) + 1
         return Rejection(
             facts, STAGE,
@@ -100,8 +243,19 @@ def parse(facts: FileFacts, data: bytes) -> Parsed | Rejection:
             facts, STAGE, "front matter is never closed: no second '---' line",
             [{"field": None, "line": 1}],
         )
+    if "\x00" in fm:
+        line = fm.count("\n", 0, fm.index("\x00")) + 1
+        return Rejection(
+            facts, STAGE, f"NUL byte in front matter at line {line}: not a text file?",
+            [{"field": None, "line": line}],
+        )
     try:
-        meta = yaml.load(fm, Loader=_LOADER)
+        meta = load_yaml(fm, limits)
+    except _Refused as exc:
+        return Rejection(
+            facts, STAGE, f"front matter refused at line {exc.line}: {exc.reason}",
+            [{"field": None, "line": exc.line, "error": exc.reason}],
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         # marks are 0-based lines of the front matter, whose line 0 is the rest of the

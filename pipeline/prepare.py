@@ -29,6 +29,7 @@ class Options:
     max_file_bytes: int
     tracking_params: tuple[str, ...]
     enrichers: tuple[str, ...]
+    limits: parse.Limits = parse.Limits()
 
 
 def iso(value: datetime | None) -> str | None:
@@ -47,7 +48,7 @@ def prepare_file(path: str, options: Options) -> Outcome:
             got.timings["parse"] = (time.perf_counter() - t0) * 1000
         return got
     facts, data = got
-    parsed = parse.parse(facts, data)
+    parsed = parse.parse(facts, data, options.limits)
     t1 = time.perf_counter()
     timings["parse"] = (t1 - t0) * 1000
     if isinstance(parsed, Rejection):

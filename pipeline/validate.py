@@ -71,9 +71,9 @@ Timestamp = Annotated[datetime, AfterValidator(_aware)]
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 OptWebUrl = Annotated[WebUrl | None, BeforeValidator(_blank_to_none)]
 AnyUrl = Annotated[str, AfterValidator(_any_url)]
-Text = Annotated[str, Field(max_length=100_000)]
+Text = str  # lengths and list sizes are bounded in parse (config [limits])
 Count = Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]  # heat goes negative
-Pixels = Annotated[int, Field(ge=0, le=1_000_000)]
+Pixels = Annotated[int, Field(ge=0, le=100_000)]  # larger is not an image, it is an error
 
 
 class _Model(BaseModel):
@@ -94,7 +94,7 @@ class Image(_Model):
 class Provider(_Model):
     name: Text | None = None
     domain: Text | None = None
-    images: Annotated[list[Image], BeforeValidator(_listify), Field(max_length=1000)] = []
+    images: Annotated[list[Image], BeforeValidator(_listify)] = []
 
 
 class Related(_Model):
@@ -108,12 +108,12 @@ class Related(_Model):
     type: Text | None = None
     provider: Provider | None = None
     quality: Count | None = None
-    images: Annotated[list[Image], BeforeValidator(_listify), Field(max_length=1000)] = []
+    images: Annotated[list[Image], BeforeValidator(_listify)] = []
 
 
 class Article(_Model):
     category: Text | None = None
-    title: Annotated[str, Field(min_length=1, max_length=10_000)]
+    title: Annotated[str, Field(min_length=1)]
     excerpt: Text = ""
     publishedDateTime: Timestamp | None = None
     webUrl: WebUrl
@@ -125,9 +125,9 @@ class Article(_Model):
     heat: Count | None = None
     published: bool | None = None
     provider: Provider | None = None
-    topics: Annotated[list[Text], BeforeValidator(_listify), Field(max_length=1000)] = []
-    images: Annotated[list[Image], BeforeValidator(_listify), Field(max_length=1000)] = []
-    related: Annotated[list[Related], BeforeValidator(_listify), Field(max_length=1000)] = []
+    topics: Annotated[list[Text], BeforeValidator(_listify)] = []
+    images: Annotated[list[Image], BeforeValidator(_listify)] = []
+    related: Annotated[list[Related], BeforeValidator(_listify)] = []
     secured: Text | None = None
     body: str = ""
 

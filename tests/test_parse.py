@@ -60,7 +60,7 @@ def test_body_is_kept():
         (b"---\n---\n", "front matter is empty"),
         (b"---\n- a\n- b\n---\n", "not a mapping"),
         (b"---\ntitle: x\n\xff\xfe bad\n---\n", "not valid UTF-8"),
-        (b"\xff\xfe-\x00-\x00-\x00", "not valid UTF-8"),
+        (b"\xff\xfe-\x00-\x00-\x00", "UTF-16 text"),
     ],
 )
 def test_rejections_say_why(data, reason):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .config import Settings
+from .config import Settings, enricher_options
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
@@ -119,6 +119,7 @@ def options_from(settings: Settings) -> Options:
         max_file_bytes=settings.max_file_bytes,
         tracking_params=tuple(settings.dedupe.tracking_params),
         enrichers=tuple(settings.enrich.enabled),
+        enrich_options=enricher_options(settings.enrich),
     )
 
 

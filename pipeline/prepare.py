@@ -115,8 +115,8 @@ def build(
                 "url": item.originalUrl or item.webUrl,
                 "canonical_url": None,  # the related enricher canonicalises and links
                 "target_id": None,
-                "title": enrich.clean_text(item.title),
-                "excerpt": enrich.clean_text(item.excerpt),
+                "title": item.title,  # the text enricher cleans them
+                "excerpt": item.excerpt,
                 "provider_name": item.provider.name if item.provider else None,
                 "provider_domain": item.provider.domain if item.provider else None,
                 "published_at": iso(item.publishedDateTime),
@@ -167,6 +167,6 @@ def _image(img: Any, kind: str) -> dict[str, Any]:
         "width": img.width,
         "height": img.height,
         "is_cached": img.isCached,
-        "title": enrich.clean_text(img.title),
+        "title": img.title,
         "attribution": img.attribution,
     }

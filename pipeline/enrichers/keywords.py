@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from functools import lru_cache
 
 from pydantic import Field
 
@@ -49,6 +50,8 @@ class Options(EnricherOptions):
     max_words: int = Field(3, ge=1)
     min_chars: int = Field(3, ge=1)
     extra_stopwords: list[str] = []
+    # text looked at: title, excerpt and the start of the body (a long body costs, adds little)
+    max_chars: int = Field(5000, gt=0)
 
 
 def extract(text: str, title: str = "", max_keywords: int = 8, max_words: int = 3,
@@ -88,11 +91,16 @@ def extract(text: str, title: str = "", max_keywords: int = 8, max_words: int = 
     return [" ".join(p) for p, _ in ranked[:max_keywords]]
 
 
+@lru_cache(maxsize=8)
+def _stopwords(extra: tuple[str, ...]) -> frozenset[str]:
+    return STOPWORDS | {w.lower() for w in extra}
+
+
 def run(ctx: Context, options: Options) -> Row:
     row = ctx.row
-    stopwords = STOPWORDS | {w.lower() for w in options.extra_stopwords} \
-        if options.extra_stopwords else STOPWORDS
+    stopwords = _stopwords(tuple(options.extra_stopwords))
     text = " ".join(part for part in (row.get("excerpt"), row.get("body")) if part)
+    text = text[: options.max_chars]
     found = extract(text, row.get("title") or "", options.max_keywords, options.max_words,
                     options.min_chars, stopwords)
     return {"keywords": json.dumps(found, ensure_ascii=False)}

@@ -10,17 +10,14 @@ from typing import Any
 
 from .base import Context, Enricher, Row
 from .text import clean_text
-from .urls import registered_domain
+from .urls import provider_domain, registered_domain
 
 
 def run(ctx: Context, options: Any) -> Row:
     given = ctx.article.provider
     name = clean_text(given.name) if given and given.name else None
-    domain_given = (given.domain or "").strip() if given else ""
-    # "domain" as published is usually a bare host; normalise it like any URL
-    domain = registered_domain(domain_given if "//" in domain_given else f"http://{domain_given}") \
-        if domain_given else None
-    domain = domain or ctx.row.get("registered_domain") or registered_domain(ctx.row["canonical_url"])
+    domain = (provider_domain(given.domain) if given else None) \
+        or ctx.row.get("registered_domain") or registered_domain(ctx.row["canonical_url"])
     logos = [i["url"] for i in ctx.images if i["kind"] == "provider" and i.get("url")]
     ctx.provider = {"domain": domain, "name": name or None, "logo": logos[0] if logos else None} \
         if domain else None

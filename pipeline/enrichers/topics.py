@@ -34,8 +34,16 @@ def slug(name: str) -> str:
     return "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
 
 
+_tables: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
 def _alias_table(aliases: dict[str, str]) -> dict[str, str]:
-    return {slug(k): _WS.sub(" ", v).strip() for k, v in aliases.items()}
+    """{slug of alias: name}, built once per configuration."""
+    key = tuple(sorted(aliases.items()))
+    table = _tables.get(key)
+    if table is None:
+        table = _tables[key] = {slug(k): _WS.sub(" ", v).strip() for k, v in aliases.items()}
+    return table
 
 
 def normalise(names: list[str], aliases: dict[str, str]) -> list[str]:

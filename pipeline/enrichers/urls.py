@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -61,6 +61,15 @@ def registered_domain(url: str | None) -> str | None:
     if domain is None:
         domain = result.registered_domain
     return domain.lower() or None
+
+
+@lru_cache(maxsize=16384)
+def provider_domain(domain: str | None) -> str | None:
+    """A provider's ``domain`` as published (a host, sometimes a URL) -> its registered domain."""
+    domain = (domain or "").strip()
+    if not domain:
+        return None
+    return registered_domain(domain if "//" in domain else f"http://{domain}")
 
 
 def resolve(url: str | None, base: str) -> str | None:

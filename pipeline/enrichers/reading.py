@@ -8,7 +8,8 @@ from pydantic import Field
 
 from .base import Context, Enricher, EnricherOptions, Row
 
-_WORD = re.compile(r"\w+")
+# a word as a reader counts it: "25.8", "don't", "state-of-the-art" are one each
+_WORD = re.compile(r"\w+(?:[.,'’-]\w+)*")
 
 
 class Options(EnricherOptions):

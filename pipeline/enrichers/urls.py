@@ -73,15 +73,21 @@ def provider_domain(domain: str | None) -> str | None:
 
 
 def resolve(url: str | None, base: str) -> str | None:
-    """A relative URL joined to ``base`` (kept as it is when no base is set); ``//host/x`` gets
-    https."""
+    """A relative image URL made absolute against the base URL of the site that published the
+    files (kept as it is when no base is set); ``//host/x`` gets https.
+
+    ``base`` is a site root that may have a path, as static sites do (Jekyll's ``baseurl``): with
+    ``https://h/site``, ``/assets/a.jpg`` becomes ``https://h/site/assets/a.jpg``.
+    """
     if not url:
         return url
     if url.startswith("//"):
         return "https:" + url
-    if base and not urlsplit(url).scheme:
-        return urljoin(base, url)
-    return url
+    if not base or urlsplit(url).scheme:
+        return url
+    if url.startswith("/"):
+        return base.rstrip("/") + url
+    return urljoin(base.rstrip("/") + "/", url)
 
 
 def run(ctx: Context, options: Options) -> Row:

@@ -41,8 +41,8 @@ within without would yet you your yours yourself yourselves year years also week
 time times s t ll ve d m re don t it's that's
 """.split())
 
-_SPLIT = re.compile(r"[^\w\s'’-]+|\s[-–—]+\s|\s'|'\s")
-_WORD = re.compile(r"[^\W_][\w'’-]*")
+# a word, or a character that ends a phrase (punctuation other than in-word ' and -)
+_TOKEN = re.compile(r"[^\W_][\w'’]*(?:-[\w'’]+)*|[^\w\s'’-]|\s[-–—]+\s")
 
 
 class Options(EnricherOptions):
@@ -58,21 +58,20 @@ def extract(text: str, title: str = "", max_keywords: int = 8, max_words: int = 
             min_chars: int = 3, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
     """The top ``max_keywords`` phrases, lower-cased, best first."""
     phrases: list[tuple[str, ...]] = []
-    for chunk in _SPLIT.split(f"{title}. {title}. {text}".lower()):
-        run: list[str] = []
-        for word in _WORD.findall(chunk):
-            word = word.strip("'’-")
-            if word in stopwords or len(word) < min_chars or word.isdigit() or not word:
-                if run:
-                    phrases.append(tuple(run))
-                    run = []
-                continue
-            run.append(word)
-            if len(run) == max_words:
+    run: list[str] = []
+    for token in _TOKEN.findall(f"{title}. {title}. {text}".lower()):
+        if token in stopwords or len(token) < min_chars or not token[0].isalnum() \
+                or token.isdigit():
+            if run:
                 phrases.append(tuple(run))
                 run = []
-        if run:
+            continue
+        run.append(token)
+        if len(run) == max_words:
             phrases.append(tuple(run))
+            run = []
+    if run:
+        phrases.append(tuple(run))
     if not phrases:
         return []
     freq: Counter[str] = Counter()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .enrichers.dates import age_seconds
+from .enrichers.topics import slug as topic_slug
 from .records import Outcome, Prepared, Rejection, Skipped
 from .schema import article_columns, connect, migrate
 
@@ -430,10 +431,6 @@ class Store:
             "WHERE domain = ?1",
             [(p,) for p in providers],
         )
-
-
-def topic_slug(name: str) -> str:
-    return "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
 
 
 def _sql(value: Any) -> Any:

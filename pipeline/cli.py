@@ -128,6 +128,80 @@ def _summary_text(s: dict[str, Any]) -> str:
     )
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--db", type=click.Path(dir_okay=False, exists=True),
+              help="SQLite database to reprocess [config: db].")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Run and write only this enricher (repeatable); it runs even when not in "
+                   "enrich.enabled. Default: every enabled enricher.")
+@click.option("--dry-run", is_flag=True, help="Report what would change, writing nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: on when stderr is a terminal].")
+@common_options
+def reprocess(db: str | None, only: tuple[str, ...], dry_run: bool, as_json: bool,
+              progress: bool | None, _common: dict[str, Any]) -> None:
+    """Re-run dedupe and enrichment over the stored articles, without reading the files.
+
+    Use it after changing the [enrich] configuration or upgrading an enricher. Articles are
+    rebuilt from their stored validated document; only enrichment columns and child rows
+    (images, related, topics) are rewritten, and no new content version is recorded. An article
+    whose canonical URL would change under the current dedupe rules is reported and kept as it
+    is (re-ingest its files with `backfill --force` to move it).
+    """
+    from .enrichers import unknown_enrichers
+    from .reprocess import reprocess as run_reprocess
+
+    unknown = unknown_enrichers(only)
+    if unknown:
+        raise click.BadParameter(f"unknown enricher(s): {', '.join(unknown)}", param_hint="--only")
+    settings = settings_from(_common, db=db)
+    if not settings.db.exists():
+        raise click.UsageError(f"no database at {settings.db}: run `pipeline backfill` first")
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="article", desc="reprocess", file=sys.stderr, dynamic_ncols=True)
+
+        def on_total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+    try:
+        summary = run_reprocess(settings, list(only) or None, dry_run=dry_run,
+                                progress=bar.update if bar else None,
+                                on_total=on_total if bar else None)
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(json.dumps(summary) if as_json else _reprocess_text(summary))
+
+
+def _reprocess_text(s: dict[str, Any]) -> str:
+    head = "dry run (nothing written)" if s["dry_run"] else f"run {s['run_id']} on {s['db']}"
+    lines = [
+        head,
+        f"  enrichers: {', '.join(s['enrichers'])}",
+        f"  articles {s['articles']}: changed {s['changed']}, unchanged {s['unchanged']}, "
+        f"identity changed (kept) {s['identity_changed']}, invalid snapshot (kept) {s['invalid']}",
+    ]
+    for name, cols in s["columns"].items():
+        lines.append(f"  {name}: " + ", ".join(f"{c} {n}" for c, n in cols.items()))
+    if s["child_tables"]:
+        lines.append("  child rows: " + ", ".join(f"{t} {n}" for t, n in s["child_tables"].items()))
+    if s["enricher_failures"]:
+        lines.append("  enricher failures: "
+                     + ", ".join(f"{e} {n}" for e, n in s["enricher_failures"].items()))
+    for item in s["identity_changes"]:
+        lines.append(f"  identity changed: {item['canonical_url']} -> {item['new_canonical_url']}")
+    lines.append(f"  {s['elapsed_s']:.2f} s, {s['articles_per_s'] or 0:,.0f} articles/s")
+    return "\n".join(lines)
+
+
 @main.command("config", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML-like text.")
 @common_options

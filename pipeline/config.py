@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,8 +41,26 @@ class DedupeSettings(_Section):
     ]
 
 
-class EnrichSettings(_Section):
-    enabled: list[str] = ["text", "urls", "reading", "dates"]
+def _enrich_settings_model() -> type[_Section]:
+    """``[enrich]``: ``enabled`` plus one sub-table per enricher that has options, built from the
+    registry so that adding an enricher never means editing this file (only the TOML file)."""
+    from .enrichers import REGISTRY, default_enabled
+
+    fields: dict[str, Any] = {"enabled": (list[str], default_enabled())}
+    for enricher in REGISTRY:
+        if enricher.options is not None:
+            fields[enricher.name] = (enricher.options, Field(default_factory=enricher.options))
+    return create_model("EnrichSettings", __base__=_Section, __module__=__name__, **fields)
+
+
+EnrichSettings = _enrich_settings_model()
+
+
+def enricher_options(section: Any) -> dict[str, Any]:
+    """{enricher name: its options} from an ``EnrichSettings``."""
+    from .enrichers import REGISTRY
+
+    return {e.name: getattr(section, e.name) for e in REGISTRY if e.options is not None}
 
 
 class LimitsSettings(_Section):
@@ -79,7 +97,7 @@ class Settings(BaseSettings):
     busy_timeout_ms: int = Field(30_000, ge=0)
 
     dedupe: DedupeSettings = DedupeSettings()
-    enrich: EnrichSettings = EnrichSettings()
+    enrich: EnrichSettings = EnrichSettings()  # type: ignore[valid-type]
     limits: LimitsSettings = LimitsSettings()
 
     @field_validator("log_level", "log_file_level", mode="before")
@@ -94,8 +112,8 @@ class Settings(BaseSettings):
 
     @field_validator("enrich", mode="after")
     @classmethod
-    def _known_enrichers(cls, value: EnrichSettings) -> EnrichSettings:
-        from .enrich import unknown_enrichers
+    def _known_enrichers(cls, value: Any) -> Any:
+        from .enrichers import unknown_enrichers
 
         unknown = unknown_enrichers(value.enabled)
         if unknown:

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import parse
-from .config import Settings
+from .config import Settings, enricher_options
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
@@ -175,6 +175,7 @@ def options_from(settings: Settings) -> Options:
         tracking_params=tuple(settings.dedupe.tracking_params),
         enrichers=tuple(settings.enrich.enabled),
         limits=parse.Limits(**settings.limits.model_dump()),
+        enrich_options=enricher_options(settings.enrich),
     )
 
 

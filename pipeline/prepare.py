@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ class Options:
     tracking_params: tuple[str, ...]
     enrichers: tuple[str, ...]
     limits: parse.Limits = parse.Limits()
+    # {enricher name: its options model}, from the [enrich.NAME] tables of the config
+    enrich_options: dict[str, Any] = field(default_factory=dict)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -65,8 +67,13 @@ def prepare_file(path: str, options: Options) -> Outcome:
     return prepared
 
 
-def build(article: Article, facts: Any, options: Options) -> Prepared:
-    """Dedupe identity, row building and enrichment for a validated article."""
+def build(
+    article: Article, facts: Any, options: Options, *, seen_at: datetime | None = None
+) -> Prepared:
+    """Dedupe identity, row building and enrichment for a validated article.
+
+    ``seen_at`` is when the pipeline first saw the article (now, unless ``reprocess`` knows).
+    """
     t0 = time.perf_counter()
     canonical, article_id = dedupe.identity(article, options.tracking_params)
     doc = article.model_dump(mode="json", exclude={"body"})
@@ -99,39 +106,47 @@ def build(article: Article, facts: Any, options: Options) -> Prepared:
         "extra": json.dumps(doc_extra(extra), ensure_ascii=False) if extra else None,
         "content_hash": content_hash,
     }
-    t1 = time.perf_counter()
-    row, enrich_timings, errors = enrich.enrich(article, row, options.enrichers)
-    t2 = time.perf_counter()
     images = [_image(img, "article") for img in article.images]
     if provider:
         images += [_image(img, "provider") for img in provider.images]
     related = []
     for item in article.related:
-        url = item.originalUrl or item.webUrl
-        rel_canonical = dedupe.canonical_url(url, options.tracking_params) if url else None
         related.append(
             {
-                "url": url,
-                "canonical_url": rel_canonical,
-                "target_id": dedupe.article_id(rel_canonical) if rel_canonical else None,
-                "title": enrich.clean_text(item.title),
-                "excerpt": enrich.clean_text(item.excerpt),
+                "url": item.originalUrl or item.webUrl,
+                "canonical_url": None,  # the related enricher canonicalises and links
+                "target_id": None,
+                "title": item.title,  # the text enricher cleans them
+                "excerpt": item.excerpt,
                 "provider_name": item.provider.name if item.provider else None,
                 "provider_domain": item.provider.domain if item.provider else None,
                 "published_at": iso(item.publishedDateTime),
                 "quality": item.quality,
             }
         )
+    ctx = enrich.Context(
+        article=article,
+        row=row,
+        provider={"domain": provider_domain, "name": provider.name} if provider_domain else None,
+        topics=list(article.topics),
+        images=images,
+        related=related,
+        seen_at=seen_at or datetime.now(UTC),
+        tracking_params=options.tracking_params,
+    )
+    t1 = time.perf_counter()
+    enrich_timings, errors = enrich.enrich(ctx, options.enrichers, options.enrich_options)
+    t2 = time.perf_counter()
     snapshot = {**doc, "body": article.body}
     return Prepared(
         facts=facts,
         article=row,
         snapshot=snapshot,
         content_hash=content_hash,
-        provider={"domain": provider_domain, "name": provider.name} if provider_domain else None,
-        topics=list(article.topics),
-        images=images,
-        related=related,
+        provider=ctx.provider,
+        topics=ctx.topics,
+        images=ctx.images,
+        related=ctx.related,
         timings={
             "dedupe": (t1 - t0) * 1000,
             "enrich": (t2 - t1) * 1000,
@@ -153,6 +168,6 @@ def _image(img: Any, kind: str) -> dict[str, Any]:
         "width": img.width,
         "height": img.height,
         "is_cached": img.isCached,
-        "title": enrich.clean_text(img.title),
+        "title": img.title,
         "attribution": img.attribution,
     }

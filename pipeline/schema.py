@@ -50,7 +50,10 @@ def article_columns() -> dict[str, str]:
 def tables() -> dict[str, dict[str, Any]]:
     return {
         "providers": {
-            "columns": {"domain": "TEXT", "name": "TEXT", "articles": "INTEGER"},
+            # name: the most frequent name seen for the domain (articles and related items);
+            # mentions: related items naming the provider; logo_url: its latest logo
+            "columns": {"domain": "TEXT", "name": "TEXT", "articles": "INTEGER",
+                        "mentions": "INTEGER", "logo_url": "TEXT"},
             "pk": "domain",
         },
         "articles": {
@@ -185,6 +188,8 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("article_topics", ("topic",), False),
     ("related", ("target_id",), False),
     ("related", ("related_article_id",), False),
+    ("related", ("provider_domain",), False),
+    ("articles", ("language",), False),
 ]
 
 FTS_TABLE = "articles"

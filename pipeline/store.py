@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .enrichers.dates import age_seconds
+from .enrichers.topics import slug as topic_slug
 from .records import Outcome, Prepared, Rejection, Skipped
 from .schema import article_columns, connect, migrate
 
@@ -171,6 +173,7 @@ class Store:
         if existing is None:
             outcome, decision, version = "new", "new canonical URL", 1
             row.update(version=1, first_seen_at=stamp, updated_at=stamp, deleted_at=None)
+            self._age_from_first_sight(aid, row)
             self._ensure_provider(item, providers)
             conn.execute(self._insert_article, [_sql(row.get(c)) for c in self._article_cols])
             self._insert_version(item, 1, [], stamp)
@@ -198,6 +201,7 @@ class Store:
                 outcome, decision = "unchanged", "file changed, article content did not"
             if content_changed or force or deleted_at is not None:
                 row.update(version=version, updated_at=stamp, deleted_at=None)
+                self._age_from_first_sight(aid, row)
                 self._ensure_provider(item, providers)
                 conn.execute(
                     self._update_article,
@@ -243,6 +247,54 @@ class Store:
             raise
         return count
 
+    def refresh_batch(
+        self, items: list[Prepared], columns: list[str], *, children: bool, dry_run: bool = False
+    ) -> list[dict[str, Any]]:
+        """Rewrite the enrichment of stored articles in one transaction (``pipeline reprocess``).
+
+        Only ``columns`` of each article row are written, plus its child rows when ``children``;
+        no version row, no source row, no timestamps: the content did not change. Returns, per
+        article, the columns and child tables whose values changed. ``dry_run`` rolls back.
+        """
+        conn = self.conn
+        assign = ", ".join(f'"{c}" = ?' for c in columns)
+        changes: list[dict[str, Any]] = []
+        touched_topics: set[str] = set()
+        touched_providers: set[str] = set()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in items:
+                aid = item.article_id
+                cur = conn.execute("SELECT * FROM articles WHERE id = ?", (aid,))
+                names = [d[0] for d in cur.description]
+                old = dict(zip(names, cur.fetchone(), strict=True))
+                new = [_sql(item.article.get(c)) for c in columns]
+                changed = [c for c, v in zip(columns, new, strict=True) if old[c] != v]
+                before = self._children_of(aid) if children else {}
+                if "provider_id" in columns or children:
+                    self._ensure_provider(item, touched_providers)
+                if changed:
+                    conn.execute(f"UPDATE articles SET {assign} WHERE id = ?", [*new, aid])
+                if children:
+                    self._replace_children(item, touched_topics)
+                after = self._children_of(aid) if children else {}
+                changes.append({"id": aid, "columns": changed,
+                                "children": [t for t in before if before[t] != after[t]]})
+            self._refresh_counts(touched_topics, touched_providers)
+            conn.execute("ROLLBACK" if dry_run else "COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return changes
+
+    def _children_of(self, aid: int) -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            table: self.conn.execute(
+                f"SELECT * FROM {table} WHERE article_id = ? ORDER BY 2", (aid,)).fetchall()
+            for table in ("article_topics", "images", "related")
+        }
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _upsert_source(self, facts: Any, aid: int | None, status: str, stamp: str) -> None:
@@ -285,14 +337,38 @@ class Store:
         )
 
     def _ensure_provider(self, item: Prepared, providers: set[str]) -> None:
+        """Provider rows for the article and for the providers its related items name (evidence,
+        no article is created from them); names and counts are settled in ``_refresh_counts``."""
+        conn = self.conn
+        aid = item.article_id
+        # the domains this article counted for until now get re-counted too
+        providers.update(r[0] for r in conn.execute(
+            "SELECT provider_id FROM articles WHERE id = ? AND provider_id IS NOT NULL "
+            "UNION SELECT provider_domain FROM related WHERE article_id = ? "
+            "AND provider_domain IS NOT NULL", (aid, aid)))
+        mentioned = {r["provider_domain"] for r in item.related if r.get("provider_domain")}
+        conn.executemany("INSERT INTO providers (domain) VALUES (?) ON CONFLICT(domain) DO NOTHING",
+                         [(d,) for d in mentioned])
+        providers.update(mentioned)
         if not item.provider:
             return
-        self.conn.execute(
-            "INSERT INTO providers (domain, name) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE "
-            "SET name = coalesce(excluded.name, providers.name)",
-            (item.provider["domain"], item.provider["name"]),
+        conn.execute(
+            "INSERT INTO providers (domain, name, logo_url) VALUES (?, ?, ?) ON CONFLICT(domain) "
+            "DO UPDATE SET name = coalesce(providers.name, excluded.name), "
+            "logo_url = coalesce(excluded.logo_url, providers.logo_url)",
+            (item.provider["domain"], item.provider["name"], item.provider.get("logo")),
         )
         providers.add(item.provider["domain"])
+
+    def _age_from_first_sight(self, aid: int, row: dict[str, Any]) -> None:
+        """``age_at_ingest_s`` counts to the article's first sight (``first_seen_at``), so that it
+        does not depend on when a worker happened to read this file."""
+        if row.get("age_at_ingest_s") is None:
+            return
+        first = row.get("first_seen_at") or self.conn.execute(
+            "SELECT first_seen_at FROM articles WHERE id = ?", (aid,)).fetchone()[0]
+        if first:
+            row["age_at_ingest_s"] = age_seconds(row.get("published_at"), first)
 
     def _replace_children(self, item: Prepared, topics: set[str]) -> None:
         conn = self.conn
@@ -344,13 +420,17 @@ class Store:
         )
         self.conn.executemany(
             "UPDATE providers SET articles = (SELECT count(*) FROM articles "
-            "WHERE provider_id = providers.domain) WHERE domain = ?",
+            "WHERE provider_id = providers.domain), mentions = (SELECT count(*) FROM related "
+            "WHERE provider_domain = providers.domain), "
+            # the best display name: the most frequent one (a one-off odd name loses), shorter
+            # on a tie
+            "name = coalesce((SELECT name FROM (SELECT provider_name AS name FROM articles "
+            "WHERE provider_id = ?1 AND provider_name IS NOT NULL UNION ALL SELECT provider_name "
+            "FROM related WHERE provider_domain = ?1 AND provider_name IS NOT NULL) "
+            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name) "
+            "WHERE domain = ?1",
             [(p,) for p in providers],
         )
-
-
-def topic_slug(name: str) -> str:
-    return "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
 
 
 def _sql(value: Any) -> Any:

@@ -23,6 +23,8 @@ log = get_logger()
 DATABASE_NAME = "articles"
 # the metadata shipped with this project, used when the configured relative path is not found
 PROJECT_METADATA = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG_FILE.parent / "datasette.yml"
+# our stylesheet, served at /pipeline-static/ (config/datasette.yml names it in extra_css_urls)
+STATIC = ("pipeline-static", str(Path(__file__).resolve().parent / "static"))
 
 
 def metadata_file(settings: Settings) -> Path:
@@ -59,7 +61,8 @@ def make_datasette(settings: Settings) -> Any:
 
     metadata = load_metadata(metadata_file(settings))
     prepare_database(settings.db, settings.busy_timeout_ms)
-    ds = Datasette(metadata=metadata, settings=settings.serve.datasette_settings())
+    ds = Datasette(metadata=metadata, settings=settings.serve.datasette_settings(),
+                   static_mounts=[STATIC])
     ds.add_database(Database(ds, path=str(settings.db), is_mutable=True), name=DATABASE_NAME)
     if "_memory" in ds.databases:  # added because no file was passed to the constructor
         ds.remove_database("_memory")

@@ -246,3 +246,9 @@ def test_changed_view_is_replaced(tmp_path, monkeypatch):
     monkeypatch.undo()
     migrate(db)
     assert "title" in [r[1] for r in db.conn.execute(f'PRAGMA table_info("{name}")')]
+
+
+def test_stylesheet_is_served(client):
+    css = client.get(META["extra_css_urls"][0])
+    assert css.status == 200 and "column-descriptions" in css.text
+    assert META["extra_css_urls"][0] in client.get("/articles/articles").text

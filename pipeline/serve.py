@@ -54,14 +54,16 @@ def prepare_database(path: Path, busy_timeout_ms: int) -> None:
         db.conn.close()
 
 
-def make_datasette(settings: Settings) -> Any:
-    """A ready-to-serve Datasette instance for ``settings.db`` (startup hooks already run)."""
+def make_datasette(settings: Settings, **datasette_settings: Any) -> Any:
+    """A ready-to-serve Datasette instance for ``settings.db`` (startup hooks already run);
+    keyword arguments are more Datasette settings (benchmarks turn on ``trace_debug``)."""
     from datasette.app import Datasette
     from datasette.database import Database
 
     metadata = load_metadata(metadata_file(settings))
     prepare_database(settings.db, settings.busy_timeout_ms)
-    ds = Datasette(metadata=metadata, settings=settings.serve.datasette_settings(),
+    ds = Datasette(metadata=metadata,
+                   settings={**settings.serve.datasette_settings(), **datasette_settings},
                    static_mounts=[STATIC])
     ds.add_database(Database(ds, path=str(settings.db), is_mutable=True), name=DATABASE_NAME)
     if "_memory" in ds.databases:  # added because no file was passed to the constructor

@@ -152,4 +152,8 @@ def browse_db(tmp_path_factory) -> dict:
     backfill(settings, [str(inbox)])
     write(body_file, article_text(title="An article with a body, edited", url=url) + MARKDOWN_BODY)
     backfill(settings, [str(inbox)])
-    return {"db": settings.db, "inbox": inbox, "settings": settings, "edited_url": url}
+    from pipeline.dedupe import article_id, canonical_url
+
+    edited_id = article_id(canonical_url(url, settings.dedupe.tracking_params))
+    return {"db": settings.db, "inbox": inbox, "settings": settings, "edited_url": url,
+            "edited_id": edited_id}

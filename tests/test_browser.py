@@ -81,6 +81,14 @@ def test_browse_search_facet_and_canned_query(browse_db):
             expect(page.locator("table.rows-and-columns tbody tr")).to_have_count(
                 min(100, total))
             page.screenshot(path=str(SCREENSHOTS / "latest-articles.png"))
+
+            # an article whose body is Markdown with a script in it: rendered, and inert
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(f"{base}/articles/articles/{browse_db['edited_id']}")
+            expect(page.locator("td strong", has_text="whole story")).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "article.png"), full_page=True)
+            assert dialogs == []
         finally:
             browser.close()
     assert (SCREENSHOTS / "articles.png").stat().st_size > 10_000

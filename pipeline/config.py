@@ -53,6 +53,7 @@ class ServeSettings(_Section):
     sql_time_limit_ms: int = Field(3000, gt=0)
     facet_time_limit_ms: int = Field(1000, gt=0)
     facet_suggest_time_limit_ms: int = Field(50, gt=0)
+    suggest_facets: bool = False
     default_page_size: int = Field(50, gt=0)
     max_returned_rows: int = Field(1000, gt=0)
     default_cache_ttl: int = Field(0, ge=0)

@@ -192,7 +192,7 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("articles", ("quality",), False),
     ("articles", ("heat",), False),
     ("articles", ("word_count",), False),
-    ("sources", ("status",), False),
+    ("sources", ("status", "article_id"), False),  # status facet; files per article
     ("sources", ("last_ingested_at",), False),
     ("rejects", ("stage",), False),
     ("article_versions", ("observed_at",), False),

@@ -60,6 +60,9 @@ def make_datasette(settings: Settings, **datasette_settings: Any) -> Any:
     from datasette.app import Datasette
     from datasette.database import Database
 
+    from . import datasette_plugin
+
+    datasette_plugin.register()
     metadata = load_metadata(metadata_file(settings))
     prepare_database(settings.db, settings.busy_timeout_ms)
     ds = Datasette(metadata=metadata,

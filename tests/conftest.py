@@ -144,6 +144,9 @@ def browse_db(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("browse")
     inbox = copy_corpus(CORPUS, root / "inbox")
     write(inbox / "extra" / "broken.md", "---\ntitle: [unclosed\n---\n")
+    write(inbox / "extra" / "repeated-topic.md", article_text(
+        title="A topic listed twice", url="https://example.com/news/repeated-topic",
+    ).replace("  - AI\n", "  - AI\n  - AI\n"))
     url = "https://example.com/news/markdown-body"
     body_file = write(inbox / "extra" / "with-body.md",
                       article_text(title="An article with a body", url=url) + MARKDOWN_BODY)

@@ -32,16 +32,15 @@ from pipeline.serve import DATABASE_NAME, load_metadata, make_datasette, metadat
 def label(sql: str) -> str:
     """A short name for one traced query."""
     flat = " ".join(sql.split())
-    if "json_each" in flat and "deduped_array_items" in flat:
-        col = re.search(r"json_each\(\[inner\]\.\[?(\w+)", flat)
-        return f"facet array {col.group(1) if col else '?'}"
+    if m := re.search(r"json_each\((?:\[inner\]|rows_)\.\[?(\w+)", flat):
+        return f"facet array {m.group(1)}"
     if m := re.match(r"select (\[?\w+\]?) as value, count\(\*\) as count", flat):
         return f"facet {m.group(1).strip('[]')}"
     if m := re.match(r"select (\[?\w+\]?) as value, count\(\*\) as n from", flat):
         return f"suggest {m.group(1).strip('[]')}"
     if "json_type" in flat:
         return "suggest array " + (re.search(r"json_type\((\[?\w+\]?)\)", flat).group(1))
-    if "date(" in flat:
+    if flat.startswith("select date("):
         return "suggest date"
     if flat.startswith("select count(*)"):
         return "count"
@@ -62,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.db}: {n:,} articles; limits: facet {settings.serve.facet_time_limit_ms} ms, "
           f"suggestion {settings.serve.facet_suggest_time_limit_ms} ms\n")
 
-    month = sqlite3.connect(args.db).execute(
-        "select max(published_month) from articles").fetchone()[0]
+    month, some_id = sqlite3.connect(args.db).execute(
+        "select max(published_month), max(id) from articles").fetchone()
     pages = {
-        "articles (facets, suggestions)": "/articles/articles",
+        "articles (default facets)": "/articles/articles",
         "articles, search 'model'": "/articles/articles?_search=model",
         "articles, topic AI": "/articles/articles?topics__arraycontains=AI",
         "articles, sort by heat": "/articles/articles?_sort_desc=heat",
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "search": {"q": "model", "provider": "", "topic": "ai", "since": "", "until": ""},
         "top_providers_by_month": {"month": month, "top": ""},
         "top_topics_by_month": {"month": month, "top": ""},
-        "article_history": {"article": "1"},
+        "article_history": {"article": str(some_id)},
     }
     for name in queries:
         qs = {k: "" for k in queries[name].get("params", [])} | params.get(name, {})

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 INBOX  ?= var/inbox
 DB     ?= var/articles.db
 
-.PHONY: install run backfill test bench clean
+.PHONY: install run backfill serve test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: install
 
 backfill: install
 	$(BIN)/pipeline backfill $(INBOX) --db $(DB)
+
+serve: install
+	$(BIN)/pipeline serve --db $(DB)
 
 test: install
 	$(BIN)/python -m pytest

@@ -202,6 +202,31 @@ def _reprocess_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database to browse [config: db].")
+@click.option("--host", help="Address to listen on [config: serve.host, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port [config: serve.port, 8001].")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
+@common_options
+def serve(db: str | None, host: str | None, port: int | None, open_browser: bool,
+          _common: dict[str, Any]) -> None:
+    """Browse the database with Datasette, live while the pipeline writes to it.
+
+    Uses the metadata in config/datasette.yml (descriptions, facets, canned queries) and the
+    [serve] settings; the database appears as /articles whatever its file name. Ctrl-C stops it.
+    """
+    from .serve import serve as run_serve
+
+    settings = settings_from(_common, db=db)
+    try:
+        run_serve(settings, host or settings.serve.host, port or settings.serve.port,
+                  open_browser=open_browser)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot serve {settings.db}: {exc}") from exc
+
+
 @main.command("config", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML-like text.")
 @common_options

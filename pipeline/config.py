@@ -73,6 +73,25 @@ class LimitsSettings(_Section):
     max_expanded: int = Field(20_000, gt=0)
 
 
+class ServeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=1, le=65535)
+    metadata: Path = Path("config/datasette.yml")
+    # The rest are Datasette settings of the same name (passed to it as --setting would be).
+    sql_time_limit_ms: int = Field(3000, gt=0)
+    facet_time_limit_ms: int = Field(1000, gt=0)
+    facet_suggest_time_limit_ms: int = Field(50, gt=0)
+    suggest_facets: bool = False
+    default_page_size: int = Field(50, gt=0)
+    max_returned_rows: int = Field(1000, gt=0)
+    default_cache_ttl: int = Field(0, ge=0)
+    default_allow_sql: bool = True
+    allow_download: bool = True
+
+    def datasette_settings(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"host", "port", "metadata"})
+
+
 class Settings(BaseSettings):
     """Everything the pipeline can be told. Keys mirror ``config/pipeline.toml``."""
 
@@ -99,6 +118,7 @@ class Settings(BaseSettings):
     dedupe: DedupeSettings = DedupeSettings()
     enrich: EnrichSettings = EnrichSettings()  # type: ignore[valid-type]
     limits: LimitsSettings = LimitsSettings()
+    serve: ServeSettings = ServeSettings()
 
     @field_validator("log_level", "log_file_level", mode="before")
     @classmethod

@@ -124,3 +124,39 @@ def copy_corpus(corpus: Path, dest: Path) -> Path:
     for path in dest.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)  # the shared copy is read-only
     return dest
+
+
+MARKDOWN_BODY = (
+    "The **whole story**, in Markdown.\n\n"
+    "<script>alert('xss')</script>\n\n"
+    "[a bad link](javascript:alert(1)) and [a good one](https://example.com/more)\n"
+)
+
+
+@pytest.fixture(scope="session")
+def browse_db(tmp_path_factory) -> dict:
+    """The corpus ingested as people would browse it, plus what the corpus lacks: a rejected
+    file, an article with a Markdown body, and an edited article (two versions)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"the real corpus is not at {CORPUS} (set PIPELINE_TEST_CORPUS to its folder)")
+    from pipeline.ingest import backfill
+
+    root = tmp_path_factory.mktemp("browse")
+    inbox = copy_corpus(CORPUS, root / "inbox")
+    write(inbox / "extra" / "broken.md", "---\ntitle: [unclosed\n---\n")
+    write(inbox / "extra" / "repeated-topic.md", article_text(
+        title="A topic listed twice", url="https://example.com/news/repeated-topic",
+    ).replace("  - AI\n", "  - AI\n  - AI\n"))
+    url = "https://example.com/news/markdown-body"
+    body_file = write(inbox / "extra" / "with-body.md",
+                      article_text(title="An article with a body", url=url) + MARKDOWN_BODY)
+    settings = load_settings(None, db=str(root / "articles.db"), log_file=str(root / "log.jsonl"),
+                             workers=1)
+    backfill(settings, [str(inbox)])
+    write(body_file, article_text(title="An article with a body, edited", url=url) + MARKDOWN_BODY)
+    backfill(settings, [str(inbox)])
+    from pipeline.dedupe import article_id, canonical_url
+
+    edited_id = article_id(canonical_url(url, settings.dedupe.tracking_params))
+    return {"db": settings.db, "inbox": inbox, "settings": settings, "edited_url": url,
+            "edited_id": edited_id}

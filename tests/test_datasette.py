@@ -77,8 +77,12 @@ def test_default_facets(client, browse_db):
     db = browse_db["db"]
     data = get_json(client, "/articles/articles.json", _size=0)
     facets = data["facet_results"]
-    assert set(facets) == {"provider_id", "topics", "category", "published_year",  # none timed out
-                           "published_month"}
+    assert set(facets) == {"provider_id", "topics", "language", "category",  # none timed out
+                           "published_year", "published_month"}
+    languages = {r["value"]: r["count"] for r in facets["language"]["results"]}
+    assert languages == dict(query(db, "select language, count(*) from articles "
+                                       "where language is not null group by 1"))
+    assert languages["en"] > 200
     topics = {r["value"]: r["count"] for r in facets["topics"]["results"]}
     # each article counts once per topic, however often its list repeats it
     assert topics == dict(query(db, "select j.value, count(distinct a.id) from articles a, "

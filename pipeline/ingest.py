@@ -152,6 +152,7 @@ class Ingestor:
         self.workers = workers if workers is not None else settings.effective_workers
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
         self._pool: Any = None
+        self.should_stop: Callable[[], bool] = lambda: False
         _init_worker(self.options)  # the in-process path uses the same options
 
     def __enter__(self) -> Ingestor:
@@ -176,18 +177,24 @@ class Ingestor:
     def ingest(
         self, paths: Iterable[str], on_batch: Callable[[list[Result]], None] | None = None
     ) -> Counter[str]:
-        """Ingest paths in batches; two batches in flight (one being prepared, one written)."""
+        """Ingest paths in batches; two batches in flight (one being prepared, one written).
+
+        When ``should_stop()`` turns true (the daemon got SIGTERM), the batch in flight is
+        committed and the rest is left for the next run."""
         size = self.settings.batch_size
         batch: list[str] = []
         in_flight: Callable[[], list[Outcome]] | None = None
         for path in paths:
             batch.append(path)
             if len(batch) >= size:
+                if self.should_stop():
+                    batch = []
+                    break
                 next_flight = self._prepare_async(batch)
                 if in_flight is not None:
                     self._write(in_flight(), on_batch)
                 in_flight, batch = next_flight, []
-        if batch:
+        if batch and not self.should_stop():
             next_flight = self._prepare_async(batch)
             if in_flight is not None:
                 self._write(in_flight(), on_batch)

@@ -278,6 +278,7 @@ class Daemon:
         self._last_reconcile = 0.0
         self._last_beat = 0.0
         self._dirty = True
+        self._signalled = 0
         self._next_reconcile = float("inf")
         self._reconcile_reason = "timer"
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
@@ -337,6 +338,7 @@ class Daemon:
             # the pool forks before any watcher thread exists
             with Ingestor(self.settings, store, run_id=self.run_id) as ingestor:
                 self.ingestor = ingestor
+                ingestor.should_stop = lambda: bool(self._signalled) or self._stopping.is_set()
                 self.counts = counts = ingestor.counts
                 observer = self._start_observer()
                 log.info("run.start", kind="watch", roots=self.roots, db=str(self.settings.db),
@@ -377,13 +379,18 @@ class Daemon:
         prepare_process()
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
-            signal.signal(sig, lambda signum, frame: self.stop())
+            signal.signal(sig, self._on_signal)
 
         def restore() -> None:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
         return restore
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # Only a flag: the handler runs between two bytecodes of the main thread, which may hold
+        # the queue's lock at that moment. The loop looks at the flag at least twice a second.
+        self._signalled = signum
 
     def _start_observer(self) -> Any:
         self._overflow = _OverflowSignal(self)
@@ -416,6 +423,10 @@ class Daemon:
     def _loop(self) -> None:
         self._schedule_reconcile()
         while not self._stopping.is_set():
+            if self._signalled:
+                log.info("watch.signal", signal=signal.Signals(self._signalled).name)
+                self.stop()
+                break
             try:
                 item = self.queue.get(timeout=self._timeout())
             except queue.Empty:
@@ -423,8 +434,8 @@ class Daemon:
             if item is not None:
                 self._guarded(self._handle, item)
                 self._drain()
-            if self._stopping.is_set():
-                break  # the batch in hand was committed by the previous iteration
+            if self._stopping.is_set() or self._signalled:
+                continue  # the batch in hand was committed by the previous iteration
             self._promote()
             if self._ready:
                 self._flush()

@@ -148,7 +148,12 @@ def main() -> int:
             "mean_ms": round(statistics.mean(lat), 1),
         }
         print(json.dumps({"steady": steady}), flush=True)
+        slow = sorted(((poller.seen[p] - t) * 1000, p) for p, t in closed.items())[-5:]
+        print(json.dumps({"slowest": [(round(ms, 1), p) for ms, p in slow]}), flush=True)
 
+        if not args.burst:
+            print(json.dumps({"memory": peak_rss_kb(daemon.pid)}), flush=True)
+            return 0
         # burst phase
         burst_paths: dict[str, float] = {}
         t0 = time.perf_counter()

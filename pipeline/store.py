@@ -302,6 +302,37 @@ class Store:
             raise
         return moved
 
+    def moved_away(self, paths: list[str], since: str) -> list[tuple[str, str]]:
+        """Gone files whose exact bytes appeared at another path since ``since``: a move the
+        watcher saw as a deletion plus a creation (into a folder not watched yet, or across file
+        systems). Their rows are dropped, as a rename would have re-pointed them; returns
+        (old path, new path) pairs. The other gone files are for ``mark_deleted``."""
+        conn = self.conn
+        moved: list[tuple[str, str]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for path in paths:
+                row = conn.execute(
+                    "SELECT article_id, sha256 FROM sources WHERE path = ? AND status = 'ingested'",
+                    (path,),
+                ).fetchone()
+                if row is None or row[1] is None:
+                    continue
+                other = conn.execute(
+                    "SELECT path FROM sources WHERE sha256 = ? AND article_id = ? AND path != ? "
+                    "AND status = 'ingested' AND first_seen_at >= ? LIMIT 1",
+                    (row[1], row[0], path, since),
+                ).fetchone()
+                if other is not None:
+                    conn.execute("DELETE FROM sources WHERE path = ?", (path,))
+                    moved.append((path, other[0]))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return moved
+
     def write_heartbeat(self, fields: dict[str, Any], *, reset: bool = False) -> None:
         """Update the daemon's heartbeat row; ``reset`` starts it afresh for a new daemon."""
         if reset:

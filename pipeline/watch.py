@@ -172,6 +172,9 @@ def open_for_writing(path: str) -> bool | None:
         os.close(fd)
 
 
+# A file gone whose bytes appeared elsewhere this recently was moved, not deleted.
+_MOVE_WINDOW_S = 10.0
+
 # A file whose mtime is at least this old cannot be rewritten without its mtime changing.
 _RACY_NS = 50_000_000
 
@@ -601,6 +604,10 @@ class Daemon:
             if to_read:
                 self.ingestor.ingest(to_read, on_batch=self._committed)
             if gone:
+                since = _iso(time.time() - _MOVE_WINDOW_S)
+                for old, new in self.store.moved_away(gone, since or ""):
+                    log.info("watch.move", kind="file", path=old, dest=new, seen_as="delete+create")
+                    gone.remove(old)
                 deleted = self.store.mark_deleted(gone)
                 self.ingestor.counts["deleted"] += deleted
                 if deleted:

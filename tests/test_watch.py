@@ -207,6 +207,20 @@ def test_rename_inside_the_tree_keeps_the_article(start, inbox, db_path):
     assert scalar(db_path, "select count(*) from article_versions") == 1
 
 
+def test_move_seen_as_delete_plus_create_keeps_one_source(start, inbox, db_path):
+    """mv across file systems is a copy then a delete; so is a move into a folder whose watch
+    is not set yet. The same bytes arriving elsewhere just before is a move, not a deletion."""
+    start()
+    old = write(inbox / "x.md", art("x"))
+    wait_for(lambda: ingested(db_path, old))
+    new = write(inbox / "y.md", old.read_bytes())
+    wait_for(lambda: ingested(db_path, new))
+    old.unlink()
+    wait_for(lambda: source(db_path, old) is None, what="the old path to go")
+    assert query(db_path, "select version, deleted_at from articles") == [(1, None)]
+    assert [r[0] for r in query(db_path, "select path from sources")] == [str(new)]
+
+
 def test_move_over_another_file(start, inbox, db_path):
     start()
     a = write(inbox / "a.md", art("a"))

@@ -513,13 +513,14 @@ class Daemon:
             self._ready[path] = False
         elif kind in ("touch", "gone"):
             self._ready.pop(path, None)
-            self._wait(path, trust_stat=False)
+            # with close events, a created file's own close event says when it is complete
+            self._wait(path, trust_stat=False, now_if_idle=kind == "touch" and self.polling)
         elif kind == "move":
             self._move(path, dest)
         elif kind == "dir_new":
             for found in walk([path], self.settings):
                 if found.path not in self._ready:
-                    self._wait(found.path, trust_stat=True)
+                    self._wait(found.path, trust_stat=True, now_if_idle=True)
         elif kind == "dir_gone":
             for known in self.store.live_paths_under(path):
                 self._wait(known, trust_stat=True)
@@ -532,13 +533,14 @@ class Daemon:
             for old in [p for p in self._ready if p.startswith(prefix)]:
                 self._ready[dest + os.sep + old[len(prefix):]] = self._ready.pop(old)
 
-    def _wait(self, path: str, trust_stat: bool, delay: float | None = None) -> None:
-        """Hold a file until it is complete. Where Linux can tell that nobody has it open for
-        writing (a file in a folder that appeared, a hard link, a file whose close event is
-        still on its way), it is complete now; otherwise after the quiet period."""
+    def _wait(self, path: str, trust_stat: bool, delay: float | None = None,
+              now_if_idle: bool = False) -> None:
+        """Hold a file until it is complete: after the quiet period, or with ``now_if_idle`` at
+        once where Linux can tell that nobody has it open for writing (files found in a folder
+        that just appeared, whose close events may have come before its watch; polling)."""
         prev = self._waiting.pop(path, None)
         trust_stat = trust_stat and (prev is None or prev.trust_stat)
-        if delay is None and open_for_writing(path) is False:
+        if now_if_idle and delay is None and open_for_writing(path) is False:
             self._ready[path] = trust_stat and self._ready.get(path, True)
             return
         due = time.monotonic() + (self._quiet if delay is None else max(delay, self._quiet))

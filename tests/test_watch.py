@@ -127,7 +127,9 @@ def test_file_written_in_chunks_is_ingested_once(start, inbox, db_path, tmp_path
     assert source(db_path, path)[2] == hashlib.sha256(text).hexdigest()
     assert scalar(db_path, "select count(*) from rejects") == 0
     assert scalar(db_path, "select count(*) from article_versions") == 1
-    stores = [e for e in _log(tmp_path) if e["event"] == "store" and e["path"] == str(path)]
+    # the store event is logged just after the commit
+    stores = wait_for(lambda: [e for e in _log(tmp_path)
+                               if e["event"] == "store" and e["path"] == str(path)])
     assert len(stores) == 1
 
 

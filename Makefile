@@ -20,7 +20,7 @@ install: $(STAMP)
 
 run: install
 	mkdir -p $(INBOX)
-	$(BIN)/pipeline backfill $(INBOX) --db $(DB)
+	$(BIN)/pipeline watch $(INBOX) --db $(DB)
 
 backfill: install
 	$(BIN)/pipeline backfill $(INBOX) --db $(DB)

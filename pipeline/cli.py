@@ -227,6 +227,58 @@ def serve(db: str | None, host: str | None, port: int | None, open_browser: bool
         raise click.ClickException(f"cannot serve {settings.db}: {exc}") from exc
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database to write [config: db].")
+@click.option("--polling", is_flag=True, default=None,
+              help="Poll the folders instead of using inotify (network file systems) "
+                   "[config: watch.polling].")
+@click.option("--json-logs", is_flag=True, help="JSON lines on stderr (= --log-format json).")
+@common_options
+def watch(paths: tuple[str, ...], db: str | None, polling: bool | None, json_logs: bool,
+          _common: dict[str, Any]) -> None:
+    """Follow PATHS (folders, recursively) and keep the database in line with them, until
+    SIGINT/SIGTERM.
+
+    Catches up first (the same walk as backfill), then ingests every complete new or changed
+    article file within a fraction of a second, follows renames and deletions, and reconciles
+    on a timer. One daemon per database; `pipeline status` reports on it.
+    """
+    from .watch import AlreadyRunning, Daemon
+
+    if json_logs:
+        _common = {**_common, "log_format": "json"}
+    settings = settings_from(_common, db=db)
+    try:
+        daemon = Daemon(settings, list(paths), polling=polling)
+        daemon.run()
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database [config: db].")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@common_options
+def status(db: str | None, as_json: bool, _common: dict[str, Any]) -> None:
+    """Whether a daemon is alive on the database and how far behind it is, plus the database's
+    totals. Exit status 0 when a daemon is alive, 1 otherwise (not running, stale, no database).
+    """
+    from .status import format_status, read_status
+
+    settings = settings_from(_common, db=db)
+    try:
+        report = read_status(settings)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(report) if as_json else format_status(report))
+    sys.exit(0 if report["daemon"]["state"] == "alive" else 1)
+
+
 @main.command("config", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML-like text.")
 @common_options

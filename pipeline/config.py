@@ -92,6 +92,20 @@ class ServeSettings(_Section):
         return self.model_dump(exclude={"host", "port", "metadata"})
 
 
+class WatchSettings(_Section):
+    """The daemon (``pipeline watch``); see config/pipeline.toml for what each key means."""
+
+    quiet_period_ms: int = Field(200, ge=0)
+    reconcile_interval_s: float = Field(600, ge=0)
+    batch_max_files: int = Field(500, gt=0)
+    batch_max_ms: int = Field(100, ge=0)
+    queue_max: int = Field(10_000, gt=0)
+    polling: bool = False
+    poll_interval_s: float = Field(1.0, gt=0)
+    heartbeat_s: float = Field(5.0, gt=0)
+    stale_after_s: float = Field(60.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the pipeline can be told. Keys mirror ``config/pipeline.toml``."""
 
@@ -119,6 +133,7 @@ class Settings(BaseSettings):
     enrich: EnrichSettings = EnrichSettings()  # type: ignore[valid-type]
     limits: LimitsSettings = LimitsSettings()
     serve: ServeSettings = ServeSettings()
+    watch: WatchSettings = WatchSettings()
 
     @field_validator("log_level", "log_file_level", mode="before")
     @classmethod

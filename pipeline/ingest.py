@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import stat as stat_mod
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,11 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], Any]:
 def is_candidate(name: str, patterns: Iterable[str], ignore: Iterable[str]) -> bool:
     """An article file by name: matches a pattern and no ignore pattern (hidden, temp, swap)."""
     return bool(_matcher(tuple(patterns))(name)) and not _matcher(tuple(ignore))(name)
+
+
+def folder_matcher(settings: Settings) -> Callable[[str], Any]:
+    """Folder names never descended into: the hidden ones among the ignore patterns."""
+    return _matcher(tuple(p for p in settings.ignore if p.startswith(".")))
 
 
 @dataclass(slots=True)
@@ -76,7 +82,7 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
     """
     patterns, ignore = tuple(settings.patterns), tuple(settings.ignore)
     follow = settings.follow_symlinks
-    dir_ignore = _matcher(tuple(p for p in ignore if p.startswith(".")))
+    dir_ignore = folder_matcher(settings)
     real_roots = [os.path.realpath(r) for r in roots]
     seen_dirs: set[tuple[int, int]] = set()
 
@@ -156,9 +162,11 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
 _worker_options: Options | None = None
 
 
-def _init_worker(options: Options) -> None:
+def _init_worker(options: Options, in_worker: bool = False) -> None:
     global _worker_options
     _worker_options = options
+    if in_worker:  # Ctrl-C reaches the whole process group; the parent decides what stops
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(path: str) -> Outcome:
@@ -185,6 +193,10 @@ def options_from(settings: Settings) -> Options:
 class Ingestor:
     """Drives files through the stages into the store, logging every stage of every file."""
 
+    # Batches smaller than this are prepared in this process: a round trip to a worker costs
+    # more than it saves, and the daemon's latency is mostly made of small batches.
+    pool_min = 8
+
     def __init__(
         self, settings: Settings, store: Store, *, force: bool = False,
         workers: int | None = None, run_id: int | None = None,
@@ -197,12 +209,13 @@ class Ingestor:
         self.workers = workers if workers is not None else settings.effective_workers
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
         self._pool: Any = None
+        self.should_stop: Callable[[], bool] = lambda: False
         _init_worker(self.options)  # the in-process path uses the same options
 
     def __enter__(self) -> Ingestor:
         if self.workers > 1:
             ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.options,))
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.options, True))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -212,7 +225,7 @@ class Ingestor:
             self._pool = None
 
     def _prepare_async(self, paths: list[str]) -> Callable[[], list[Outcome]]:
-        if self._pool is None or len(paths) < 8:
+        if self._pool is None or len(paths) < self.pool_min:
             return lambda: [_work(p) for p in paths]
         chunk = max(1, min(64, len(paths) // (self.workers * 4)))
         pending = self._pool.map_async(_work, paths, chunksize=chunk)
@@ -221,18 +234,24 @@ class Ingestor:
     def ingest(
         self, paths: Iterable[str], on_batch: Callable[[list[Result]], None] | None = None
     ) -> Counter[str]:
-        """Ingest paths in batches; two batches in flight (one being prepared, one written)."""
+        """Ingest paths in batches; two batches in flight (one being prepared, one written).
+
+        When ``should_stop()`` turns true (the daemon got SIGTERM), the batch in flight is
+        committed and the rest is left for the next run."""
         size = self.settings.batch_size
         batch: list[str] = []
         in_flight: Callable[[], list[Outcome]] | None = None
         for path in paths:
             batch.append(path)
             if len(batch) >= size:
+                if self.should_stop():
+                    batch = []
+                    break
                 next_flight = self._prepare_async(batch)
                 if in_flight is not None:
                     self.write(in_flight(), on_batch)
                 in_flight, batch = next_flight, []
-        if batch:
+        if batch and not self.should_stop():
             next_flight = self._prepare_async(batch)
             if in_flight is not None:
                 self.write(in_flight(), on_batch)
@@ -329,27 +348,10 @@ def backfill(
     run_id = None if dry_run else store.begin_run("backfill", roots)
     log.info("run.start", kind="backfill", roots=roots, db=db_path, run_id=run_id,
              force=force, dry_run=dry_run, workers=settings.effective_workers)
-    found = list(walk(roots, settings))
-    known = store.source_stats()
-    todo, unchanged = plan(found, known, force)
-    if on_total:
-        on_total(len(found))
-    if progress and unchanged:
-        progress(unchanged)
     status = "failed"
     try:
         with Ingestor(settings, store, force=force, run_id=run_id) as ingestor:
-            ingestor.counts["unchanged"] += unchanged
-            on_batch = (lambda r: progress(len(r))) if progress else None
-            problems = [f for f in todo if f.problem]
-            if problems:
-                ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse",
-                                          f.problem) for f in problems], on_batch)
-            ingestor.ingest([f.path for f in todo if not f.problem], on_batch=on_batch)
-            seen_paths = {f.path for f in found}
-            gone = [p for p in known if p not in seen_paths and _under(p, roots)
-                    and known[p][2] != "deleted"]
-            ingestor.counts["deleted"] += store.mark_deleted(gone)
+            sync(ingestor, roots, force=force, progress=progress, on_total=on_total)
             counts = ingestor.counts
         status = "completed"
     finally:
@@ -366,6 +368,51 @@ def backfill(
     }
     log.info("run.end", kind="backfill", **summary)
     return summary
+
+
+def sync(
+    ingestor: Ingestor,
+    roots: list[str],
+    *,
+    force: bool = False,
+    defer: Callable[[str, int | None], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Bring the database in line with the files under the roots: walk, skip files unchanged by
+    stat, ingest the rest, mark vanished files deleted. ``backfill`` is one sync; the daemon
+    syncs on start and on a timer. ``defer(path, mtime_ns or None if gone)`` lets the daemon
+    keep files it already tracks (or that are still being written) out of this pass; the
+    deferred paths are returned.
+    """
+    store = ingestor.store
+    found = list(walk(roots, ingestor.settings))
+    known = store.source_stats()
+    todo, unchanged = plan(found, known, force)
+    deferred: list[str] = []
+    if defer is not None:
+        deferred = [f.path for f in todo if not f.problem and defer(f.path, f.mtime_ns)]
+        if deferred:
+            held = set(deferred)
+            todo = [f for f in todo if f.path not in held]
+    if on_total:
+        on_total(len(found))
+    if progress and unchanged:
+        progress(unchanged)
+    ingestor.counts["unchanged"] += unchanged
+    on_batch = (lambda r: progress(len(r))) if progress else None
+    problems = [f for f in todo if f.problem]
+    if problems:  # not readable as files: rejected with the reason the walk found
+        ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse", f.problem)
+                        for f in problems], on_batch)
+    ingestor.ingest([f.path for f in todo if not f.problem], on_batch=on_batch)
+    seen_paths = {f.path for f in found}
+    gone = [p for p in known if p not in seen_paths and _under(p, roots)
+            and known[p][2] != "deleted" and not (defer is not None and defer(p, None))]
+    deleted = store.mark_deleted(gone)
+    ingestor.counts["deleted"] += deleted
+    return {"found": len(found), "unchanged": unchanged, "ingested": len(todo),
+            "deleted": deleted, "deferred": deferred}
 
 
 def _under(path: str, roots: list[str]) -> bool:

@@ -169,6 +169,29 @@ def tables() -> dict[str, dict[str, Any]]:
             },
             "pk": "id",
         },
+        # One row (id 1) per database, written by the running `pipeline watch` at most about once
+        # a second, read by `pipeline status`.
+        "daemon_heartbeat": {
+            "columns": {
+                "id": "INTEGER",
+                "pid": "INTEGER",
+                "host": "TEXT",
+                "run_id": "INTEGER",
+                "roots": "TEXT",  # JSON array of the watched folders
+                "observer": "TEXT",  # 'inotify' or 'polling'
+                "started_at": "TEXT",
+                "updated_at": "TEXT",  # the heartbeat itself
+                "last_event_at": "TEXT",  # last file-system event received
+                "last_commit_at": "TEXT",  # last batch committed
+                "last_reconcile_at": "TEXT",
+                "queue_depth": "INTEGER",  # events received, not yet looked at
+                "pending": "INTEGER",  # files waiting to be complete or to be written
+                "files_processed": "INTEGER",
+                "rejects": "INTEGER",
+                "stopped_at": "TEXT",  # set on a clean exit
+            },
+            "pk": "id",
+        },
     }
 
 

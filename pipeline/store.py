@@ -295,6 +295,108 @@ class Store:
             for table in ("article_topics", "images", "related")
         }
 
+    # -- the daemon: single-path lookups, moves, heartbeat ----------------------------------------
+
+    def source_stat(self, path: str) -> tuple[int, int, str] | None:
+        """(size, mtime_ns, status) of one file's source row, as in ``source_stats``."""
+        row = self.conn.execute(
+            "SELECT size, mtime_ns, status FROM sources WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def live_paths_under(self, folder: str) -> list[str]:
+        """Paths of not-deleted sources below a folder (a folder that vanished or moved away)."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        return [r[0] for r in self.conn.execute(
+            "SELECT path FROM sources WHERE status != 'deleted' AND substr(path, 1, ?) = ?",
+            (len(prefix), prefix),
+        )]
+
+    def move_source(self, src: str, dst: str) -> bool:
+        """A file renamed inside the watched tree: its source row now names the new path, so no
+        new article and no new version. False when ``src`` was not a live source (the caller
+        then treats ``dst`` as a new file)."""
+        return self._moves([(src, dst)]) == 1
+
+    def move_tree(self, src_dir: str, dst_dir: str) -> int:
+        """A folder renamed inside the watched tree: every live source below it moves along."""
+        src_prefix = src_dir.rstrip(os.sep) + os.sep
+        dst_prefix = dst_dir.rstrip(os.sep) + os.sep
+        pairs = [(p, dst_prefix + p[len(src_prefix):]) for p in self.live_paths_under(src_dir)]
+        return self._moves(pairs)
+
+    def _moves(self, pairs: list[tuple[str, str]]) -> int:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            stamp = now()
+            moved = 0
+            for src, dst in pairs:
+                row = conn.execute(
+                    "SELECT article_id FROM sources WHERE path = ? AND status != 'deleted'", (src,)
+                ).fetchone()
+                if row is None or src == dst:
+                    continue
+                # a file moved over another one (mv a.md b.md) replaces b.md's source
+                replaced = conn.execute(
+                    "SELECT article_id FROM sources WHERE path = ?", (dst,)
+                ).fetchone()
+                if replaced is not None:
+                    conn.execute("DELETE FROM sources WHERE path = ?", (dst,))
+                conn.execute("UPDATE sources SET path = ? WHERE path = ?", (dst, src))
+                if replaced is not None and replaced[0] not in (None, row[0]):
+                    self._tombstone_if_orphaned(replaced[0], stamp)
+                moved += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return moved
+
+    def moved_away(self, paths: list[str], since: str) -> list[tuple[str, str]]:
+        """Gone files whose exact bytes appeared at another path since ``since``: a move the
+        watcher saw as a deletion plus a creation (into a folder not watched yet, or across file
+        systems). Their rows are dropped, as a rename would have re-pointed them; returns
+        (old path, new path) pairs. The other gone files are for ``mark_deleted``."""
+        conn = self.conn
+        moved: list[tuple[str, str]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for path in paths:
+                row = conn.execute(
+                    "SELECT article_id, sha256 FROM sources WHERE path = ? AND status = 'ingested'",
+                    (path,),
+                ).fetchone()
+                if row is None or row[1] is None:
+                    continue
+                other = conn.execute(
+                    "SELECT path FROM sources WHERE sha256 = ? AND article_id = ? AND path != ? "
+                    "AND status = 'ingested' AND first_seen_at >= ? LIMIT 1",
+                    (row[1], row[0], path, since),
+                ).fetchone()
+                if other is not None:
+                    conn.execute("DELETE FROM sources WHERE path = ?", (path,))
+                    moved.append((path, other[0]))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return moved
+
+    def write_heartbeat(self, fields: dict[str, Any], *, reset: bool = False) -> None:
+        """Update the daemon's heartbeat row; ``reset`` starts it afresh for a new daemon."""
+        if reset:
+            self.conn.execute("DELETE FROM daemon_heartbeat")
+        cols = ["id", *fields]
+        self.conn.execute(
+            f"INSERT INTO daemon_heartbeat ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT(id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in fields),
+            [1, *(_sql(v) for v in fields.values())],
+        )
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _upsert_source(self, facts: Any, aid: int | None, status: str, stamp: str) -> None:

@@ -18,7 +18,7 @@ def test_builtin_defaults_equal_the_shipped_file():
     assert defaults == from_file
     # and the file names every key the model has
     assert set(shipped) == set(Settings.model_fields)
-    for section in ("dedupe", "enrich", "limits", "serve"):
+    for section in ("dedupe", "enrich", "limits", "serve", "watch"):
         assert set(shipped[section]) == set(type(getattr(Settings(), section)).model_fields)
 
 

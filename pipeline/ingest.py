@@ -119,6 +119,7 @@ def options_from(settings: Settings) -> Options:
         max_file_bytes=settings.max_file_bytes,
         tracking_params=tuple(settings.dedupe.tracking_params),
         enrichers=tuple(settings.enrich.enabled),
+        dedupe=settings.dedupe.params(),
     )
 
 
@@ -214,6 +215,11 @@ def log_stages(outcome: Outcome, result: Result) -> None:
         if stage == "dedupe":
             fields["decision"] = result.decision
             fields["canonical_url"] = outcome.article["canonical_url"]  # type: ignore[union-attr]
+            if result.level is not None:
+                fields.update(level=result.level, matched_id=result.matched_id,
+                              score=result.score)
+            if result.cluster_id is not None:
+                fields["cluster_id"] = result.cluster_id
         if stage == "enrich" and isinstance(outcome, Prepared):
             fields["enrichers"] = {
                 k.split(".", 1)[1]: round(v, 3) for k, v in timings.items() if k.startswith("enrich.")
@@ -266,9 +272,11 @@ def backfill(
     db_path = str(settings.db)
     if dry_run:
         # run everything against a throw-away copy of what we know, so counts are exact
-        store = Store(":memory:") if not os.path.exists(db_path) else _dry_store(db_path)
+        params = settings.dedupe.params()
+        store = (Store(":memory:", dedupe=params) if not os.path.exists(db_path)
+                 else _dry_store(db_path, params))
     else:
-        store = Store(db_path, settings.busy_timeout_ms)
+        store = Store(db_path, settings.busy_timeout_ms, dedupe=settings.dedupe.params())
     run_id = None if dry_run else store.begin_run("backfill", roots)
     log.info("run.start", kind="backfill", roots=roots, db=db_path, run_id=run_id,
              force=force, dry_run=dry_run, workers=settings.effective_workers)
@@ -310,11 +318,11 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def _dry_store(db_path: str) -> Store:
+def _dry_store(db_path: str, params: Any = None) -> Store:
     """An in-memory copy of the database, so a dry run computes real decisions and writes nothing."""
     import sqlite3
 
-    store = Store(":memory:")
+    store = Store(":memory:", dedupe=params)
     src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         src.backup(store.conn)
@@ -323,4 +331,5 @@ def _dry_store(db_path: str) -> Store:
     from .schema import migrate
 
     migrate(store.db)
+    store.ensure_dedupe_current()
     return store

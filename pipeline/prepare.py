@@ -29,6 +29,11 @@ class Options:
     max_file_bytes: int
     tracking_params: tuple[str, ...]
     enrichers: tuple[str, ...]
+    dedupe: dedupe.DedupeParams | None = None  # None: the defaults with tracking_params
+
+    @property
+    def dedupe_params(self) -> dedupe.DedupeParams:
+        return self.dedupe or dedupe.DedupeParams(tracking_params=self.tracking_params)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -101,6 +106,11 @@ def build(article: Article, facts: Any, options: Options) -> Prepared:
     t1 = time.perf_counter()
     row, enrich_timings, errors = enrich.enrich(article, row, options.enrichers)
     t2 = time.perf_counter()
+    # near-duplicate features from the text as it will be stored (after the text enricher)
+    params = options.dedupe_params
+    features = dedupe.features(row, params)
+    row["dedupe_keys"] = dedupe.pack_keys(dedupe.lookup_keys(features, params))
+    t3 = time.perf_counter()
     images = [_image(img, "article") for img in article.images]
     if provider:
         images += [_image(img, "provider") for img in provider.images]
@@ -131,8 +141,9 @@ def build(article: Article, facts: Any, options: Options) -> Prepared:
         topics=list(article.topics),
         images=images,
         related=related,
+        features=features,
         timings={
-            "dedupe": (t1 - t0) * 1000,
+            "dedupe": (t1 - t0 + t3 - t2) * 1000,
             "enrich": (t2 - t1) * 1000,
             **{f"enrich.{k}": v for k, v in enrich_timings.items()},
         },

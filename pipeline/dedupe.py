@@ -281,14 +281,17 @@ def containment(a: frozenset[str], b: frozenset[str]) -> float:
     return len(small & large) / len(small)
 
 
-def _titles_match(a: Features, b: Features, params: DedupeParams) -> bool:
-    """Long titles equal in their content words; a truncated title as a prefix of the other."""
+def _title_score(a: Features, b: Features, params: DedupeParams) -> float:
+    """1.0 for long titles equal in their content words; for a truncated title that starts the
+    other, the share of the other's words it kept; 0.0 otherwise."""
     ta, tb = a.title_words, b.title_words
     if min(len(ta), len(tb)) < params.title_min_words:
-        return False
+        return 0.0
     if ta == tb:
-        return True
-    return _cut_title_of(a, tb, params) or _cut_title_of(b, ta, params)
+        return 1.0
+    if _cut_title_of(a, tb, params) or _cut_title_of(b, ta, params):
+        return round(min(len(ta), len(tb)) / max(len(ta), len(tb)), 3)
+    return 0.0
 
 
 def _cut_title_of(cut: Features, full: tuple[str, ...], params: DedupeParams) -> bool:
@@ -322,11 +325,12 @@ def compare(a: Features, b: Features, params: DedupeParams) -> Match | None:
         related_titles = containment(a.title_shingles, b.title_shingles) >= 0.5
         if related_titles or a.provider is None or a.provider != b.provider:
             return Match(3, round(score, 3), what)
-    if _titles_match(a, b, params):
+    title = _title_score(a, b, params)
+    if title:
         days = params.title_days
         if days <= 0 or (
             a.published is not None and b.published is not None
             and abs(a.published - b.published) <= days * 86400
         ):
-            return Match(3, round(max(score, 0.0), 3), "same long title")
+            return Match(3, title, "same long title")
     return None

@@ -51,6 +51,7 @@ class DedupeSettings(_Section):
     bands: int = Field(32, ge=1)
     seed: int = Field(1, ge=0)
     min_words: int = Field(8, ge=1)
+    anchor_words: int = Field(8, ge=3)
     containment: float = Field(0.8, gt=0, le=1)
     title_min_words: int = Field(5, ge=2)
     title_days: float = Field(7.0, ge=0)

@@ -111,6 +111,8 @@ def identity(article: Article, tracking_params: Iterable[str]) -> tuple[str, int
 _APOSTROPHES = re.compile(r"['’‘`´ʼ]")
 _NON_WORD = re.compile(r"[\W_]+")
 _TRUNCATED = re.compile(r"(?:\.\.\.|…|\[…\]|\[\.\.\.\])\s*$")
+# Where a sentence or a snippet fragment starts: after . ! ? and at ellipses.
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\.\.\.+|…|\[…\]|\[\.\.\.\]")
 # Function words left out of the title key, so that "Reducing the carbon footprint of AI" and
 # "Reducing carbon footprint of AI" are one title. Short and English: titles in other languages
 # simply keep all their words.
@@ -153,6 +155,7 @@ class DedupeParams:
     bands: int = 32
     seed: int = 1
     min_words: int = 8
+    anchor_words: int = 8
     containment: float = 0.8
     title_min_words: int = 5
     title_days: float = 7.0
@@ -167,6 +170,7 @@ class DedupeParams:
         return (f"dedupe {ALGORITHM}; rensa {RMinHash.ALGORITHM_VERSION}; "
                 f"{sorted(self.tracking_params)}; k={self.shingle_words} perm={self.num_perm} "
                 f"bands={self.bands} seed={self.seed} min_words={self.min_words} "
+                f"anchor={self.anchor_words} "
                 f"containment={self.containment} title={self.title_min_words}w/"
                 f"{self.title_days}d")
 
@@ -183,6 +187,7 @@ class Features:
     excerpt: frozenset[str]  # shingles of the excerpt alone ...
     excerpt_words: int  # ... and how many words it has
     title_shingles: frozenset[str]
+    anchors: frozenset[str]  # the first words of each sentence or fragment of the excerpt
     provider: str | None
     published: float | None  # epoch seconds
 
@@ -201,6 +206,11 @@ def features(row: Mapping[str, Any], params: DedupeParams) -> Features:
         if row.get(field):
             urls.add(canonical_url(row[field], params.tracking_params))
     published = row.get("published_at")
+    n = params.anchor_words
+    anchors = frozenset(
+        " ".join(words[:n]) for words in map(tokens, _SENTENCES.split(row.get("excerpt") or ""))
+        if len(words) >= n
+    )
     return Features(
         urls=frozenset(urls),
         text_key=_key(b"text", " ".join(words).encode()) if title or excerpt else None,
@@ -210,6 +220,7 @@ def features(row: Mapping[str, Any], params: DedupeParams) -> Features:
         excerpt=excerpt_sh,
         excerpt_words=len(excerpt),
         title_shingles=title_sh,
+        anchors=anchors,
         provider=row.get("provider_id") or None,
         published=_epoch(published) if published else None,
     )
@@ -226,10 +237,13 @@ def lookup_keys(f: Features, params: DedupeParams) -> list[int]:
     """The keys under which an article is filed and looked up (sorted, distinct).
 
     LSH band keys of the MinHash signature, the exact-text key, the long-title key (also its
-    truncated-title prefixes), and one key per URL (so AMP addresses listed in ``ampWebUrl`` meet
-    the article published there).
+    truncated-title prefixes), one key per URL (so AMP addresses listed in ``ampWebUrl`` meet
+    the article published there), and one per sentence start: an excerpt cut much shorter than
+    the other has a low Jaccard similarity, which LSH may miss, but it starts where the other
+    text or one of its sentences starts.
     """
     keys = {_key(b"url", u.encode()) for u in f.urls}
+    keys.update(_key(b"anchor", a.encode()) for a in f.anchors)
     if f.text_key is not None:
         keys.add(f.text_key)
     if len(f.title_words) >= params.title_min_words:

@@ -216,7 +216,7 @@ def log_stages(outcome: Outcome, result: Result) -> None:
             fields["decision"] = result.decision
             fields["canonical_url"] = outcome.article["canonical_url"]  # type: ignore[union-attr]
             if result.level is not None:
-                fields.update(level=result.level, matched_id=result.matched_id,
+                fields.update(dedupe_level=result.level, matched_id=result.matched_id,
                               score=result.score)
             if result.cluster_id is not None:
                 fields["cluster_id"] = result.cluster_id

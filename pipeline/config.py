@@ -47,8 +47,8 @@ class DedupeSettings(_Section):
         "cmpid", "ref", "ref_src", "_ga", "igshid", "yclid", "spm", "cid",
     ]
     shingle_words: int = Field(3, ge=1, le=10)
-    num_perm: int = Field(96, ge=8, le=1024)
-    bands: int = Field(32, ge=1)
+    num_perm: int = Field(48, ge=8, le=1024)
+    bands: int = Field(16, ge=1)
     seed: int = Field(1, ge=0)
     min_words: int = Field(8, ge=1)
     anchor_words: int = Field(8, ge=3)

@@ -109,7 +109,7 @@ def identity(article: Article, tracking_params: Iterable[str]) -> tuple[str, int
 # -- text -------------------------------------------------------------------------------------
 
 _APOSTROPHES = re.compile(r"['’‘`´ʼ]")
-_NON_WORD = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[^\W_]+")
 _TRUNCATED = re.compile(r"(?:\.\.\.|…|\[…\]|\[\.\.\.\])\s*$")
 # Where a sentence or a snippet fragment starts: after . ! ? and at ellipses.
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\.\.\.+|…|\[…\]|\[\.\.\.\]")
@@ -128,15 +128,19 @@ def tokens(text: str | None) -> list[str]:
         return []
     if "&" in text:
         text = html.unescape(html.unescape(text))
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return _NON_WORD.sub(" ", _APOSTROPHES.sub("", text)).split()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    if "'" in text or not text.isascii():
+        text = _APOSTROPHES.sub("", text)
+    return _WORD.findall(text)
 
 
 def shingles(words: list[str], size: int) -> frozenset[str]:
     """Word n-grams; a text shorter than ``size`` is one shingle of all its words."""
     if len(words) <= size:
         return frozenset((" ".join(words),)) if words else frozenset()
-    return frozenset(" ".join(words[i:i + size]) for i in range(len(words) - size + 1))
+    return frozenset(map(" ".join, zip(*(words[i:] for i in range(size)))))
 
 
 def _key(kind: bytes, payload: bytes) -> int:
@@ -151,8 +155,8 @@ class DedupeParams:
 
     tracking_params: tuple[str, ...]
     shingle_words: int = 3
-    num_perm: int = 96
-    bands: int = 32
+    num_perm: int = 48
+    bands: int = 16
     seed: int = 1
     min_words: int = 8
     anchor_words: int = 8
@@ -196,7 +200,8 @@ def features(row: Mapping[str, Any], params: DedupeParams) -> Features:
     """Features of an ``articles`` row (title and excerpt as stored, after enrichment)."""
     title_raw = row.get("title") or ""
     title = tokens(title_raw)
-    excerpt = tokens(row.get("excerpt"))
+    sentences = [tokens(piece) for piece in _SENTENCES.split(row.get("excerpt") or "")]
+    excerpt = [word for sentence in sentences for word in sentence]
     k = params.shingle_words
     title_sh = shingles(title, k)
     excerpt_sh = shingles(excerpt, k)
@@ -207,10 +212,7 @@ def features(row: Mapping[str, Any], params: DedupeParams) -> Features:
             urls.add(canonical_url(row[field], params.tracking_params))
     published = row.get("published_at")
     n = params.anchor_words
-    anchors = frozenset(
-        " ".join(words[:n]) for words in map(tokens, _SENTENCES.split(row.get("excerpt") or ""))
-        if len(words) >= n
-    )
+    anchors = frozenset(" ".join(words[:n]) for words in sentences if len(words) >= n)
     return Features(
         urls=frozenset(urls),
         text_key=_key(b"text", " ".join(words).encode()) if title or excerpt else None,
@@ -246,14 +248,12 @@ def lookup_keys(f: Features, params: DedupeParams) -> list[int]:
     keys.update(_key(b"anchor", a.encode()) for a in f.anchors)
     if f.text_key is not None:
         keys.add(f.text_key)
-    if len(f.title_words) >= params.title_min_words:
-        keys.add(_title_key(f.title_words))
-        # a truncated title meets the full title through each of its prefixes; the full title
-        # files under its own prefixes so the meeting works whichever arrives first
-        for n in range(params.title_min_words, len(f.title_words)):
-            keys.add(_key(b"title-prefix", " ".join(f.title_words[:n]).encode()))
-    if f.title_truncated and len(f.title_words) - 1 >= params.title_min_words:
-        keys.add(_key(b"title-prefix", " ".join(f.title_words[:-1]).encode()))
+    n = params.title_min_words
+    if len(f.title_words) >= n:
+        keys.add(_key(b"title", " ".join(f.title_words).encode()))
+        # every long title also files under its first words, where a truncated one meets it
+        if len(f.title_words) - f.title_truncated >= n:
+            keys.add(_key(b"title-start", " ".join(f.title_words[:n]).encode()))
     signed = f.excerpt if f.excerpt_words >= params.min_words else f.text
     if signed:
         mh = RMinHash(num_perm=params.num_perm, seed=params.seed)
@@ -261,12 +261,20 @@ def lookup_keys(f: Features, params: DedupeParams) -> list[int]:
         digest = mh.digest()
         r = params.rows
         for band in range(params.bands):
-            keys.add(_key(b"band", struct.pack(f"<I{r}I", band, *digest[band * r:(band + 1) * r])))
+            keys.add(_band_key(band, digest[band * r:(band + 1) * r]))
     return sorted(keys)
 
 
-def _title_key(words: tuple[str, ...]) -> int:
-    return _key(b"title", " ".join(words).encode())
+_MASK = (1 << 64) - 1
+
+
+def _band_key(band: int, values: list[int]) -> int:
+    """A band's rows folded into a signed 64-bit key (FNV-1a style over the 32-bit values):
+    much cheaper than a cryptographic hash per band, and collisions only cost a candidate."""
+    h = (0xCBF29CE484222325 ^ band) * 0x100000001B3 & _MASK
+    for value in values:
+        h = ((h ^ value) * 0x100000001B3) & _MASK
+    return h - (1 << 64) if h >= 1 << 63 else h
 
 
 def pack_keys(keys: list[int]) -> bytes:

@@ -82,6 +82,9 @@ class Store:
             + " WHERE id = ?"
         )
         self._updatable = updatable
+        # dedupe_keys is a random-key index: a page cache that holds its hot part keeps batch
+        # commits from rewriting most of it (bounded: 64 MiB, whatever the database size)
+        self.conn.execute("PRAGMA cache_size = -65536")
         self.clusters = Clusters(self.conn, dedupe or _default_dedupe_params())
         self.ensure_dedupe_current()
 

@@ -151,19 +151,20 @@ def _key(kind: bytes, payload: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DedupeParams:
-    """What the dedupe computations need from ``[dedupe]`` (small, picklable, hashable)."""
+    """What the dedupe computations need from ``[dedupe]`` (small, picklable, hashable);
+    made by ``DedupeSettings.params()``, where the defaults live."""
 
     tracking_params: tuple[str, ...]
-    shingle_words: int = 3
-    num_perm: int = 48
-    bands: int = 16
-    seed: int = 1
-    min_words: int = 8
-    anchor_words: int = 8
-    containment: float = 0.8
-    title_min_words: int = 5
-    title_days: float = 7.0
-    max_candidates: int = 200
+    shingle_words: int
+    num_perm: int
+    bands: int
+    seed: int
+    min_words: int
+    anchor_words: int
+    containment: float
+    title_min_words: int
+    title_days: float
+    max_candidates: int
 
     @property
     def rows(self) -> int:

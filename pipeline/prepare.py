@@ -33,7 +33,11 @@ class Options:
 
     @property
     def dedupe_params(self) -> dedupe.DedupeParams:
-        return self.dedupe or dedupe.DedupeParams(tracking_params=self.tracking_params)
+        if self.dedupe is not None:
+            return self.dedupe
+        from .config import DedupeSettings
+
+        return DedupeSettings(tracking_params=list(self.tracking_params)).params()
 
 
 def iso(value: datetime | None) -> str | None:

@@ -197,3 +197,13 @@ def test_lookup_keys_are_stable_and_copies_share_bands():
     assert lookup_keys(a, PARAMS) == lookup_keys(a, PARAMS)
     assert len(set(lookup_keys(a, PARAMS)) & set(lookup_keys(b, PARAMS))) >= 5
     assert unpack_keys(pack_keys(lookup_keys(a, PARAMS))) == lookup_keys(a, PARAMS)
+
+
+def test_bands_must_divide_the_permutations():
+    from pydantic import ValidationError
+
+    from pipeline.config import DedupeSettings
+
+    with pytest.raises(ValidationError, match="must divide"):
+        DedupeSettings(num_perm=50, bands=16)
+    assert DedupeSettings(num_perm=64, bands=16).params().rows == 4

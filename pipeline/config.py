@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +47,32 @@ class DedupeSettings(_Section):
         "utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ocid",
         "cmpid", "ref", "ref_src", "_ga", "igshid", "yclid", "spm", "cid",
     ]
+    shingle_words: int = Field(3, ge=1, le=10)
+    num_perm: int = Field(48, ge=8, le=1024)
+    bands: int = Field(16, ge=1)
+    seed: int = Field(1, ge=0)
+    min_words: int = Field(8, ge=1)
+    anchor_words: int = Field(8, ge=3)
+    containment: float = Field(0.8, gt=0, le=1)
+    title_min_words: int = Field(5, ge=2)
+    title_days: float = Field(7.0, ge=0)
+    max_candidates: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _bands_divide_perm(self) -> DedupeSettings:
+        if self.num_perm % self.bands:
+            raise ValueError(f"dedupe.bands ({self.bands}) must divide dedupe.num_perm "
+                             f"({self.num_perm})")
+        return self
+
+    def params(self) -> Any:
+        """The picklable parameters the dedupe functions take (``dedupe.DedupeParams``)."""
+        from .dedupe import DedupeParams
+
+        return DedupeParams(
+            tracking_params=tuple(self.tracking_params),
+            **self.model_dump(exclude={"tracking_params"}),
+        )
 
 
 def _enrich_settings_model() -> type[_Section]:

@@ -184,6 +184,7 @@ def options_from(settings: Settings) -> Options:
         enrichers=tuple(settings.enrich.enabled),
         limits=parse.Limits(**settings.limits.model_dump()),
         enrich_options=enricher_options(settings.enrich),
+        dedupe=settings.dedupe.params(),
     )
 
 
@@ -290,6 +291,11 @@ def log_stages(outcome: Outcome, result: Result) -> None:
         if stage == "dedupe":
             fields["decision"] = result.decision
             fields["canonical_url"] = outcome.article["canonical_url"]  # type: ignore[union-attr]
+            if result.level is not None:
+                fields.update(dedupe_level=result.level, matched_id=result.matched_id,
+                              score=result.score)
+            if result.cluster_id is not None:
+                fields["cluster_id"] = result.cluster_id
         if stage == "enrich" and isinstance(outcome, Prepared):
             fields["enrichers"] = {
                 k.split(".", 1)[1]: round(v, 3) for k, v in timings.items() if k.startswith("enrich.")
@@ -342,9 +348,11 @@ def backfill(
     db_path = str(settings.db)
     if dry_run:
         # run everything against a throw-away copy of what we know, so counts are exact
-        store = Store(":memory:") if not os.path.exists(db_path) else _dry_store(db_path)
+        params = settings.dedupe.params()
+        store = (Store(":memory:", dedupe=params) if not os.path.exists(db_path)
+                 else _dry_store(db_path, params))
     else:
-        store = Store(db_path, settings.busy_timeout_ms)
+        store = Store(db_path, settings.busy_timeout_ms, dedupe=settings.dedupe.params())
     run_id = None if dry_run else store.begin_run("backfill", roots)
     log.info("run.start", kind="backfill", roots=roots, db=db_path, run_id=run_id,
              force=force, dry_run=dry_run, workers=settings.effective_workers)
@@ -419,11 +427,11 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def _dry_store(db_path: str) -> Store:
+def _dry_store(db_path: str, params: Any = None) -> Store:
     """An in-memory copy of the database, so a dry run computes real decisions and writes nothing."""
     import sqlite3
 
-    store = Store(":memory:")
+    store = Store(":memory:", dedupe=params)
     src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         src.backup(store.conn)
@@ -432,4 +440,5 @@ def _dry_store(db_path: str) -> Store:
     from .schema import migrate
 
     migrate(store.db)
+    store.ensure_dedupe_current()
     return store

@@ -32,6 +32,15 @@ class Options:
     limits: parse.Limits = parse.Limits()
     # {enricher name: its options model}, from the [enrich.NAME] tables of the config
     enrich_options: dict[str, Any] = field(default_factory=dict)
+    dedupe: dedupe.DedupeParams | None = None  # None: the defaults with tracking_params
+
+    @property
+    def dedupe_params(self) -> dedupe.DedupeParams:
+        if self.dedupe is not None:
+            return self.dedupe
+        from .config import DedupeSettings
+
+        return DedupeSettings(tracking_params=list(self.tracking_params)).params()
 
 
 def iso(value: datetime | None) -> str | None:
@@ -137,6 +146,11 @@ def build(
     t1 = time.perf_counter()
     enrich_timings, errors = enrich.enrich(ctx, options.enrichers, options.enrich_options)
     t2 = time.perf_counter()
+    # near-duplicate features from the text as it will be stored (after the text enricher)
+    params = options.dedupe_params
+    features = dedupe.features(row, params)
+    row["dedupe_keys"] = dedupe.pack_keys(dedupe.lookup_keys(features, params))
+    t3 = time.perf_counter()
     snapshot = {**doc, "body": article.body}
     return Prepared(
         facts=facts,
@@ -147,8 +161,9 @@ def build(
         topics=ctx.topics,
         images=ctx.images,
         related=ctx.related,
+        features=features,
         timings={
-            "dedupe": (t1 - t0) * 1000,
+            "dedupe": (t1 - t0 + t3 - t2) * 1000,
             "enrich": (t2 - t1) * 1000,
             **{f"enrich.{k}": v for k, v in enrich_timings.items()},
         },

@@ -36,6 +36,7 @@ _BASE_ARTICLE_COLUMNS: dict[str, str] = {
     "cdn_amp_url": "TEXT",
     "extra": "TEXT",
     "content_hash": "TEXT",
+    "dedupe_keys": "BLOB",  # the keys this article is filed under in dedupe_keys (packed int64)
     "version": "INTEGER",
     "first_seen_at": "TEXT",
     "updated_at": "TEXT",
@@ -45,6 +46,13 @@ _BASE_ARTICLE_COLUMNS: dict[str, str] = {
 
 def article_columns() -> dict[str, str]:
     return {**_BASE_ARTICLE_COLUMNS, **enrichment_columns()}
+
+
+# Story-cluster columns, kept by ``clusters`` (not by the article upsert, which never touches them).
+CLUSTER_COLUMNS: dict[str, str] = {
+    "cluster_id": "INTEGER",  # the cluster's representative id; NULL for an article alone
+    "duplicate_of": "INTEGER",  # the representative, on every other member; NULL otherwise
+}
 
 
 def tables() -> dict[str, dict[str, Any]]:
@@ -57,9 +65,12 @@ def tables() -> dict[str, dict[str, Any]]:
             "pk": "domain",
         },
         "articles": {
-            "columns": article_columns(),
+            "columns": {**article_columns(), **CLUSTER_COLUMNS},
             "pk": "id",
-            "foreign_keys": [("provider_id", "providers", "domain")],
+            # cluster_id and duplicate_of name the representative article, so Datasette shows
+            # its title (articles are never deleted, so the reference always holds)
+            "foreign_keys": [("provider_id", "providers", "domain"),
+                             ("cluster_id", "articles", "id"), ("duplicate_of", "articles", "id")],
         },
         "sources": {
             "columns": {
@@ -146,6 +157,22 @@ def tables() -> dict[str, dict[str, Any]]:
             "pk": ("article_id", "version"),
             "foreign_keys": [("article_id", "articles", "id")],
         },
+        "clusters": {
+            "columns": {
+                "id": "INTEGER",  # = representative (so ids do not depend on arrival order)
+                "representative": "INTEGER",
+                "size": "INTEGER",
+                "first_published": "TEXT",
+                "last_published": "TEXT",
+                "providers": "TEXT",  # JSON array of provider domains, sorted
+            },
+            "pk": "id",
+            "foreign_keys": [("representative", "articles", "id")],
+        },
+        "dedupe_state": {
+            "columns": {"key": "TEXT", "value": "TEXT"},
+            "pk": "key",
+        },
         "ingest_runs": {
             "columns": {
                 "id": "INTEGER",
@@ -226,6 +253,10 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("article_versions", ("observed_at",), False),
     ("providers", ("articles",), False),
     ("topics", ("articles",), False),
+    ("articles", ("cluster_id",), False),
+    ("articles", ("duplicate_of",), False),
+    ("clusters", ("size",), False),
+    ("clusters", ("last_published",), False),
 ]
 
 # Views: derived, hold no data, so migrate() replaces one whose definition changed.
@@ -233,15 +264,28 @@ VIEWS: dict[str, str] = {
     # what a person browses first: live articles with the provider's name
     "articles_overview": """
 SELECT a.id, a.published_at, a.title, p.name AS provider, a.category, a.topics, a.excerpt,
-       a.word_count, a.version, a.web_url, a.provider_id, a.published_month
+       a.language, a.word_count, a.version, a.web_url, a.provider_id, a.published_month,
+       a.cluster_id, c.size AS cluster_size, a.duplicate_of
 FROM articles a LEFT JOIN providers p ON p.domain = a.provider_id
+     LEFT JOIN clusters c ON c.id = a.cluster_id
 WHERE a.deleted_at IS NULL""",
 }
 
 FTS_TABLE = "articles"
 FTS_COLUMNS = ("title", "excerpt", "body")
 
-_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float}
+_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float, "BLOB": bytes}
+
+# Dedupe look-up tables, WITHOUT ROWID so the primary key is the whole (compact) table:
+# dedupe_keys: LSH band, exact-text, title and URL keys -> article; dedupe_links: confirmed
+# duplicate pairs, both directions, each with its level, score and rule.
+_DEDUPE_SQL = [
+    "CREATE TABLE IF NOT EXISTS dedupe_keys (key INTEGER NOT NULL, article_id INTEGER NOT NULL, "
+    "PRIMARY KEY (key, article_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS dedupe_links (article_id INTEGER NOT NULL, "
+    "other_id INTEGER NOT NULL, level INTEGER NOT NULL, score REAL, rule TEXT, "
+    "PRIMARY KEY (article_id, other_id)) WITHOUT ROWID",
+]
 
 
 def _fts_sql() -> list[str]:
@@ -301,7 +345,7 @@ def migrate(db: sqlite_utils.Database) -> None:
                 f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index}" '
                 f'ON "{name}" ({collist})'
             )
-        for sql in _fts_sql():
+        for sql in _fts_sql() + _DEDUPE_SQL:
             conn.execute(sql)
         _migrate_views(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

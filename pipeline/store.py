@@ -18,6 +18,8 @@ from typing import Any
 
 from .enrichers.dates import age_seconds
 from .enrichers.topics import slug as topic_slug
+from . import dedupe
+from .clusters import Clusters, Placement
 from .records import Outcome, Prepared, Rejection, Skipped
 from .schema import article_columns, connect, migrate
 
@@ -40,12 +42,30 @@ class Result:
     version: int | None = None
     changed_fields: list[str] = field(default_factory=list)
     ms: float = 0.0
+    # the dedupe decision: level (1 same article, 2 exact text, 3 near-duplicate), the article
+    # matched, the similarity score, and the story cluster the article is now in
+    level: int | None = None
+    matched_id: int | None = None
+    score: float | None = None
+    cluster_id: int | None = None
+
+    def place(self, placement: Placement | None) -> None:
+        if placement is None:
+            return
+        if placement.level is not None:
+            self.decision += "; " + placement.describe()
+            self.level, self.matched_id, self.score = (
+                placement.level, placement.matched_id, placement.score)
+        self.cluster_id = placement.cluster_id
 
 
 class Store:
     """The database, opened and migrated; one instance per process that writes."""
 
-    def __init__(self, path: str | os.PathLike[str], busy_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], busy_timeout_ms: int = 30_000,
+        dedupe: dedupe.DedupeParams | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         parent = os.path.dirname(self.path)
         if parent:
@@ -64,6 +84,22 @@ class Store:
             + " WHERE id = ?"
         )
         self._updatable = updatable
+        # dedupe_keys is a random-key index: a page cache that holds its hot part keeps batch
+        # commits from rewriting most of it (bounded: 64 MiB, whatever the database size)
+        self.conn.execute("PRAGMA cache_size = -65536")
+        self.clusters = Clusters(self.conn, dedupe or _default_dedupe_params())
+        self.ensure_dedupe_current()
+
+    def ensure_dedupe_current(self) -> int:
+        """Re-file every article once if the stored dedupe keys were made with other settings."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = self.clusters.ensure_current()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return count
 
     def close(self) -> None:
         self.conn.close()
@@ -110,6 +146,7 @@ class Store:
         touched_providers: set[str] = set()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
+        self.clusters.touched.clear()
         try:
             stamp = now()
             for item in outcomes:
@@ -124,6 +161,7 @@ class Store:
                     result = Result(item.facts.path, "skipped", decision=item.reason)
                 result.ms = (time.perf_counter() - start) * 1000
                 results.append(result)
+            self.clusters.flush()
             self._refresh_counts(touched_topics, touched_providers)
             conn.execute("COMMIT")
         except BaseException:
@@ -166,7 +204,8 @@ class Store:
             return Result(facts.path, "unchanged", aid, "same bytes as last time")
 
         existing = conn.execute(
-            "SELECT version, content_hash, deleted_at FROM articles WHERE id = ?", (aid,)
+            "SELECT version, content_hash, deleted_at, dedupe_keys, published_at, provider_id "
+            "FROM articles WHERE id = ?", (aid,)
         ).fetchone()
         row = {**item.article}
         changed: list[str] = []
@@ -178,6 +217,7 @@ class Store:
             conn.execute(self._insert_article, [_sql(row.get(c)) for c in self._article_cols])
             self._insert_version(item, 1, [], stamp)
             self._replace_children(item, topics)
+            placement: Placement | None = self._attach(item)
             # earlier articles that listed this one as related now link to it
             conn.execute(
                 "UPDATE related SET related_article_id = ? "
@@ -185,7 +225,8 @@ class Store:
                 (aid, aid),
             )
         else:
-            version, old_hash, deleted_at = existing
+            version, old_hash, deleted_at, old_keys, old_published, old_provider = existing
+            placement = None
             is_new_source = source is None or source[0] != aid
             content_changed = old_hash != item.content_hash and not same_bytes
             if content_changed:
@@ -194,7 +235,7 @@ class Store:
                 self._insert_version(item, version, changed, stamp)
             if is_new_source:
                 outcome = "duplicate"
-                decision = "another file of a known article (same canonical URL)"
+                decision = "level 1: another file of a known article (same canonical URL)"
             elif content_changed:
                 outcome, decision = "updated", "file changed"
             else:
@@ -210,13 +251,39 @@ class Store:
                 self._replace_children(item, topics)
                 if content_changed:
                     decision += f"; version {version}"
+                placement = self._reattach(
+                    item, dedupe.unpack_keys(old_keys), (old_published, old_provider),
+                    revived=deleted_at is not None,
+                )
         if source is not None and source[0] is not None and source[0] != aid:
             # the file now holds another article: the old one may have lost its last file
             self._upsert_source(facts, aid, "ingested", stamp)
             self._tombstone_if_orphaned(source[0], stamp)
         else:
             self._upsert_source(facts, aid, "ingested", stamp)
-        return Result(facts.path, outcome, aid, decision, row.get("version"), changed)
+        result = Result(facts.path, outcome, aid, decision, row.get("version"), changed)
+        if outcome == "duplicate":
+            result.level, result.matched_id, result.score = 1, aid, 1.0
+        result.place(placement)
+        return result
+
+    def _features(self, item: Prepared) -> tuple[dedupe.Features, list[int]]:
+        params = self.clusters.params
+        features = item.features or dedupe.features(item.article, params)
+        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
+        return features, keys
+
+    def _attach(self, item: Prepared) -> Placement:
+        features, keys = self._features(item)
+        return self.clusters.attach(item.article_id, features, keys)
+
+    def _reattach(
+        self, item: Prepared, old_keys: list[int], old_facts: tuple[Any, ...], revived: bool
+    ) -> Placement | None:
+        features, keys = self._features(item)
+        new_facts = (item.article.get("published_at"), item.article.get("provider_id"))
+        return self.clusters.replace(item.article_id, features, keys, old_keys, old_facts,
+                                     new_facts, revived)
 
     def mark_deleted(self, paths: list[str]) -> int:
         """Files that are gone: their sources become 'deleted', orphaned articles tombstoned."""
@@ -224,6 +291,7 @@ class Store:
             return 0
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
+        self.clusters.touched.clear()
         try:
             stamp = now()
             count = 0
@@ -240,6 +308,7 @@ class Store:
                 if row[0] is not None:
                     self._tombstone_if_orphaned(row[0], stamp)
                 count += 1
+            self.clusters.flush()
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -411,12 +480,15 @@ class Store:
         )
 
     def _tombstone_if_orphaned(self, aid: int, stamp: str) -> None:
-        """An article none of whose files still holds it gets deleted_at (nothing is removed)."""
-        self.conn.execute(
+        """An article none of whose files still holds it gets deleted_at (nothing is removed);
+        it leaves its story cluster (whose next member may take over as representative)."""
+        cur = self.conn.execute(
             "UPDATE articles SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM sources WHERE article_id = ? AND status = 'ingested')",
             (stamp, aid, aid),
         )
+        if cur.rowcount:
+            self.clusters.detach(aid)
 
     def _changed_fields(self, aid: int, snapshot: dict[str, Any]) -> list[str]:
         prev = self.conn.execute(
@@ -533,6 +605,12 @@ class Store:
             "WHERE domain = ?1",
             [(p,) for p in providers],
         )
+
+
+def _default_dedupe_params() -> dedupe.DedupeParams:
+    from .config import DedupeSettings
+
+    return DedupeSettings().params()
 
 
 def _sql(value: Any) -> Any:

@@ -136,7 +136,9 @@ def canned_params(browse_db) -> dict[str, dict[str, str]]:
         "latest_articles": {},
         "search": {"q": "facial recognition", "provider": "", "topic": "ai",
                    "since": "2020-01-01", "until": "2022-12-31"},
+        "story_clusters": {"q": "", "min_size": ""},
         "most_syndicated": {},
+        "most_files": {},
         "top_providers_by_month": {"month": month, "top": "3"},
         "top_topics_by_month": {"month": "", "top": ""},
         "article_history": {"article": browse_db["edited_url"]},
@@ -187,10 +189,21 @@ def test_canned_queries_answer_their_question(client, browse_db):
     rejections = rows("recent_rejections", stage="parse")
     assert rejections[0]["path"].endswith("broken.md") and rejections[0]["reason"]
     assert rejections[0]["status_now"] == "rejected"
+    in_files = rows("most_files")
+    assert in_files[0]["files"] == scalar(db, "select max(n) from (select count(*) n from "
+                                              "sources where status = 'ingested' group by "
+                                              "article_id)")
     syndicated = rows("most_syndicated")
-    assert syndicated[0]["files"] == scalar(db, "select max(n) from (select count(*) n from "
-                                                "sources where status = 'ingested' group by "
-                                                "article_id)")
+    assert syndicated[0]["articles"] == scalar(db, "select max(size) from clusters") >= 2
+    clusters = rows("story_clusters", q="", min_size="")
+    assert len(clusters) == scalar(db, "select count(*) from clusters")
+    top_cluster = clusters[0]
+    members = query(db, "select title from articles where cluster_id = ? and deleted_at is null",
+                    (top_cluster["cluster"],))
+    assert top_cluster["size"] == len(members) >= 2
+    assert all(title in top_cluster["members"] for (title,) in members)
+    word = top_cluster["representative"].split()[0]
+    assert rows("story_clusters", q=word, min_size="2")
     top = rows("top_providers_by_month", month=params["top_providers_by_month"]["month"], top="1")
     assert len({r["month"] for r in top}) == 1 and top[0]["rank"] == 1
 

@@ -1,0 +1,283 @@
+"""Story clusters: the database half of dedupe levels 1 (AMP aliases), 2 and 3.
+
+Called by the single writer inside its batch transaction. State lives in SQLite only, so a
+restart needs no rebuild and memory does not grow with the database:
+
+- ``dedupe_keys (key, article_id)``: every article filed under its LSH band keys, exact-text key,
+  title keys and URL keys (``dedupe.lookup_keys``). Candidates of a new article are the articles
+  sharing a key with it: one indexed query.
+- ``dedupe_links (article_id, other_id, level, score, rule)``: confirmed duplicate pairs, stored
+  both ways. A cluster is a connected component of these links, so the clusters depend only on
+  which pairs are duplicates, never on the order the files came in.
+- ``articles.cluster_id`` / ``articles.duplicate_of``: the component's representative (earliest
+  published member, ties by smaller id); the cluster id *is* the representative's id. An article
+  with no duplicate has NULL in both (and no ``clusters`` row), so ``clusters`` lists only real
+  stories with copies and a representative always satisfies ``duplicate_of IS NULL``.
+- ``clusters``: one row per cluster with its size, first/last publication and providers,
+  refreshed once per batch for the clusters the batch touched.
+
+When an article's text changes, or it is deleted, it is detached (its keys and links removed) and
+what remains of its cluster is split into its connected components again; a changed article is
+then attached afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from . import dedupe
+from .dedupe import DedupeParams, Features, Match
+from .logs import get_logger
+
+log = get_logger()
+
+_CANDIDATE_COLUMNS = (
+    "id", "canonical_url", "title", "excerpt", "provider_id", "published_at", "amp_url",
+    "cdn_amp_url",
+)
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where an article ended up, and why: its best match (lowest level, highest score)."""
+
+    level: int | None = None
+    matched_id: int | None = None
+    score: float | None = None
+    rule: str = ""
+    cluster_id: int | None = None
+    links: int = 0
+
+    def describe(self) -> str:
+        if self.level is None:
+            return "no duplicate"
+        return (f"level {self.level} duplicate of {self.matched_id} ({self.rule}, score "
+                f"{self.score}); cluster {self.cluster_id}, {self.links} link(s)")
+
+
+@lru_cache(maxsize=8192)
+def _features(values: tuple[Any, ...], params: DedupeParams) -> Features:
+    return dedupe.features(dict(zip(_CANDIDATE_COLUMNS, values, strict=True)), params)
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+class Clusters:
+    def __init__(self, conn: sqlite3.Connection, params: DedupeParams) -> None:
+        self.conn = conn
+        self.params = params
+        self.touched: set[int] = set()  # cluster ids whose clusters row needs a refresh
+
+    # -- the writer's entry points -------------------------------------------------------------
+
+    def attach(self, aid: int, features: Features, keys: list[int]) -> Placement:
+        """File a (new or changed) article under its keys, link its duplicates, merge clusters."""
+        conn = self.conn
+        conn.executemany(
+            "INSERT OR IGNORE INTO dedupe_keys (key, article_id) VALUES (?, ?)",
+            [(k, aid) for k in keys],
+        )
+        if not keys:
+            return Placement()
+        marks = ", ".join("?" for _ in keys)
+        candidates = [r[0] for r in conn.execute(
+            f"SELECT article_id FROM dedupe_keys WHERE key IN ({marks}) AND article_id != ? "
+            "GROUP BY article_id ORDER BY count(*) DESC, article_id LIMIT ?",
+            [*keys, aid, self.params.max_candidates],
+        )]
+        if not candidates:
+            return Placement()
+        cols = ", ".join(_CANDIDATE_COLUMNS)
+        rows = conn.execute(
+            f"SELECT {cols}, cluster_id FROM articles WHERE id IN "
+            f"({', '.join('?' for _ in candidates)}) AND deleted_at IS NULL",
+            candidates,
+        ).fetchall()
+        matches: list[tuple[Match, int, int | None]] = []
+        for row in rows:
+            match = dedupe.compare(features, _features(tuple(row[:-1]), self.params), self.params)
+            if match is not None:
+                matches.append((match, row[0], row[-1]))
+        if not matches:
+            return Placement()
+        conn.executemany(
+            "INSERT OR REPLACE INTO dedupe_links (article_id, other_id, level, score, rule) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(a, b, m.level, m.score, m.rule) for m, other, _ in matches
+             for a, b in ((aid, other), (other, aid))],
+        )
+        members = {aid}
+        for cid in {c for _, _, c in matches if c is not None}:
+            members.update(r[0] for r in conn.execute(
+                "SELECT id FROM articles WHERE cluster_id = ?", (cid,)))
+        members.update(other for _, other, c in matches if c is None)
+        rep = self._relabel(members)
+        best, other, _ = min(matches, key=lambda t: (t[0].level, -t[0].score, t[1]))
+        return Placement(best.level, other, best.score, best.rule, rep, len(matches))
+
+    def replace(
+        self, aid: int, features: Features, keys: list[int], old_keys: list[int],
+        old_facts: tuple[Any, ...], new_facts: tuple[Any, ...], revived: bool,
+    ) -> Placement | None:
+        """Re-evaluate an article whose content changed; None when nothing dedupe sees changed.
+
+        ``*_facts`` are the other columns ``compare`` and the representative depend on
+        (publication time, provider).
+        """
+        if not revived and old_keys == keys and old_facts == new_facts:
+            return None
+        self.detach(aid, old_keys)
+        return self.attach(aid, features, keys)
+
+    def detach(self, aid: int, keys: list[int] | None = None) -> None:
+        """Take an article out of the look-up tables and its cluster; split what remains."""
+        conn = self.conn
+        row = conn.execute(
+            "SELECT cluster_id, dedupe_keys FROM articles WHERE id = ?", (aid,)
+        ).fetchone()
+        if row is None:
+            return
+        cid = row[0]
+        if keys is None:
+            keys = dedupe.unpack_keys(row[1])
+        conn.executemany(
+            "DELETE FROM dedupe_keys WHERE key = ? AND article_id = ?", [(k, aid) for k in keys]
+        )
+        others = [r[0] for r in conn.execute(
+            "SELECT other_id FROM dedupe_links WHERE article_id = ?", (aid,))]
+        conn.execute("DELETE FROM dedupe_links WHERE article_id = ?", (aid,))
+        conn.executemany(
+            "DELETE FROM dedupe_links WHERE article_id = ? AND other_id = ?",
+            [(o, aid) for o in others],
+        )
+        if cid is None:
+            return
+        conn.execute(
+            "UPDATE articles SET cluster_id = NULL, duplicate_of = NULL WHERE id = ?", (aid,)
+        )
+        self.touched.add(cid)
+        remaining = [r[0] for r in conn.execute(
+            "SELECT id FROM articles WHERE cluster_id = ?", (cid,))]
+        for component in self._components(remaining):
+            self._relabel(component)
+
+    def flush(self) -> None:
+        """Bring the ``clusters`` rows of the clusters touched since the last flush up to date."""
+        conn = self.conn
+        for cid in sorted(self.touched):
+            size, first, last = conn.execute(
+                "SELECT count(*), min(published_at), max(published_at) FROM articles "
+                "WHERE cluster_id = ?", (cid,)
+            ).fetchone()
+            if size < 2:
+                conn.execute("DELETE FROM clusters WHERE id = ?", (cid,))
+                continue
+            providers = [r[0] for r in conn.execute(
+                "SELECT DISTINCT provider_id FROM articles WHERE cluster_id = ? "
+                "AND provider_id IS NOT NULL ORDER BY provider_id", (cid,))]
+            conn.execute(
+                "INSERT OR REPLACE INTO clusters (id, representative, size, first_published, "
+                "last_published, providers) VALUES (?, ?, ?, ?, ?, ?)",
+                (cid, cid, size, first, last, json.dumps(providers)),
+            )
+        self.touched.clear()
+
+    def ensure_current(self) -> int:
+        """Recompute keys, links and clusters when the stored ones were made differently.
+
+        The fingerprint names the algorithm and every parameter the keys and links depend on;
+        a database made before this feature, or with other thresholds, is brought up to date
+        once, in the caller's transaction. Returns how many articles were re-filed.
+        """
+        conn = self.conn
+        fingerprint = self.params.fingerprint()
+        row = conn.execute("SELECT value FROM dedupe_state WHERE key = 'fingerprint'").fetchone()
+        if row is not None and row[0] == fingerprint:
+            return 0
+        conn.execute("DELETE FROM dedupe_keys")
+        conn.execute("DELETE FROM dedupe_links")
+        conn.execute("DELETE FROM clusters")
+        conn.execute("UPDATE articles SET cluster_id = NULL, duplicate_of = NULL "
+                     "WHERE cluster_id IS NOT NULL OR duplicate_of IS NOT NULL")
+        cols = ", ".join(_CANDIDATE_COLUMNS)
+        count = 0
+        for values in conn.execute(
+            f"SELECT {cols} FROM articles WHERE deleted_at IS NULL ORDER BY id"
+        ).fetchall():
+            features = dedupe.features(dict(zip(_CANDIDATE_COLUMNS, values, strict=True)),
+                                       self.params)
+            keys = dedupe.lookup_keys(features, self.params)
+            conn.execute("UPDATE articles SET dedupe_keys = ? WHERE id = ?",
+                         (dedupe.pack_keys(keys), values[0]))
+            self.attach(values[0], features, keys)
+            count += 1
+        self.flush()
+        conn.execute(
+            "INSERT OR REPLACE INTO dedupe_state (key, value) VALUES ('fingerprint', ?)",
+            (fingerprint,),
+        )
+        if count:
+            log.warning("dedupe.rebuilt", articles=count, fingerprint=fingerprint)
+        return count
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _components(self, ids: list[int]) -> list[set[int]]:
+        """Connected components of the links among ``ids``."""
+        inside = set(ids)
+        adjacent: dict[int, list[int]] = {i: [] for i in ids}
+        for chunk in _chunks(ids):
+            for a, b in self.conn.execute(
+                f"SELECT article_id, other_id FROM dedupe_links WHERE article_id IN "
+                f"({', '.join('?' for _ in chunk)})", chunk,
+            ):
+                if b in inside:
+                    adjacent[a].append(b)
+        seen: set[int] = set()
+        components = []
+        for start in ids:
+            if start in seen:
+                continue
+            stack, component = [start], {start}
+            seen.add(start)
+            while stack:
+                for nxt in adjacent[stack.pop()]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        component.add(nxt)
+                        stack.append(nxt)
+            components.append(component)
+        return components
+
+    def _relabel(self, members: set[int]) -> int | None:
+        """Point every member at the component's representative; returns the cluster id."""
+        rows = []
+        for chunk in _chunks(sorted(members)):
+            rows += self.conn.execute(
+                f"SELECT id, published_at, cluster_id, duplicate_of FROM articles WHERE id IN "
+                f"({', '.join('?' for _ in chunk)})", chunk,
+            ).fetchall()
+        if len(rows) > 1:
+            rep = min(rows, key=lambda r: (r[1] is None, r[1] or "", r[0]))[0]
+            self.touched.add(rep)
+        else:
+            rep = None
+        updates = []
+        for aid, _, cid, dup in rows:
+            want = (rep, None if aid == rep else rep)
+            if (cid, dup) != want:
+                updates.append((*want, aid))
+                if cid is not None:
+                    self.touched.add(cid)
+        self.conn.executemany(
+            "UPDATE articles SET cluster_id = ?, duplicate_of = ? WHERE id = ?", updates
+        )
+        return rep

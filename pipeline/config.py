@@ -162,6 +162,7 @@ class Settings(BaseSettings):
     workers: int = Field(0, ge=0)
     batch_size: int = Field(500, gt=0)
     busy_timeout_ms: int = Field(30_000, ge=0)
+    lock_retry_s: float = Field(600.0, ge=0)
 
     dedupe: DedupeSettings = DedupeSettings()
     enrich: EnrichSettings = EnrichSettings()  # type: ignore[valid-type]

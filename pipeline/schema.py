@@ -345,14 +345,23 @@ def migrate(db: sqlite_utils.Database) -> None:
                 f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{index}" '
                 f'ON "{name}" ({collist})'
             )
+        had_fts = db.table(f"{FTS_TABLE}_fts").exists()
         for sql in _fts_sql() + _DEDUPE_SQL:
             conn.execute(sql)
+        if not had_fts:  # an index created over existing rows starts empty: fill it
+            rebuild_fts(conn)
         _migrate_views(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def rebuild_fts(conn: sqlite3.Connection) -> None:
+    """Re-index every article in the full-text index (its external content is ``articles``)."""
+    t = FTS_TABLE
+    conn.execute(f'INSERT INTO "{t}_fts" ("{t}_fts") VALUES (\'rebuild\')')
 
 
 def _view_sql(name: str, select: str) -> str:

@@ -172,15 +172,19 @@ class Store:
 
     def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:
         facts = item.facts
-        self.conn.execute(
-            "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (facts.path, facts.sha256 or None, item.stage, item.reason,
-             json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
-        )
         previous = self.conn.execute(
-            "SELECT article_id FROM sources WHERE path = ?", (facts.path,)
+            "SELECT article_id, status, sha256 FROM sources WHERE path = ?", (facts.path,)
         ).fetchone()
+        # the same bytes rejected again (read twice, a forced run) are one rejection, not two
+        again = (previous is not None and previous[1] == "rejected" and facts.sha256
+                 and previous[2] == facts.sha256)
+        if not again:
+            self.conn.execute(
+                "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (facts.path, facts.sha256 or None, item.stage, item.reason,
+                 json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
+            )
         self._upsert_source(facts, None, "rejected", stamp)
         if previous and previous[0] is not None:
             self._tombstone_if_orphaned(previous[0], stamp)

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 INBOX  ?= var/inbox
 DB     ?= var/articles.db
 
-.PHONY: install run backfill serve test bench clean
+.PHONY: install run watch backfill serve test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
+	mkdir -p $(INBOX)
+	$(BIN)/pipeline run $(INBOX) --db $(DB)
+
+watch: install
 	mkdir -p $(INBOX)
 	$(BIN)/pipeline watch $(INBOX) --db $(DB)
 

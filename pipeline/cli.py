@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -259,6 +260,32 @@ def watch(paths: tuple[str, ...], db: str | None, polling: bool | None, json_log
         raise click.ClickException(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
         raise click.ClickException(describe(str(settings.db), exc)) from exc
+
+
+@main.command("run", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database [config: db].")
+@click.option("--host", help="Datasette address [config: serve.host, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Datasette port [config: serve.port].")
+@common_options
+def run_cmd(paths: tuple[str, ...], db: str | None, host: str | None, port: int | None,
+            _common: dict[str, Any]) -> None:
+    """The main job: the daemon on PATHS (default var/inbox; created if missing) and Datasette
+    on the same database, together. Prints the address to open; Ctrl-C stops both."""
+    from .run import run_both
+
+    settings = settings_from(_common, db=db)
+    folders = list(paths) or ["var/inbox"]
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+    host = host or settings.serve.host
+    port = port or settings.serve.port
+    flags = {"config_file": "--config", "log_level": "--log-level", "log_format": "--log-format"}
+    common = [f"{flags[k]}={v}" for k, v in _common.items() if v is not None and k in flags]
+    code = run_both([*folders, "--db", str(settings.db)],
+                    ["--db", str(settings.db), "--host", host, "--port", str(port)],
+                    common, f"http://{host}:{port}/articles/articles")
+    sys.exit(code)
 
 
 @main.command(context_settings=CONTEXT)

@@ -61,14 +61,42 @@ def _host(netloc: str) -> str:
     return netloc
 
 
+# An http(s) URL of plain ASCII with no query or fragment (most article addresses): no
+# percent-escapes, dot segments or empty segments, only characters that need no escaping.
+# url-normalize would only lower-case the scheme and host and drop a default port, which this
+# does ~30x faster (url-normalize runs IDNA on every host).
+# tests/test_dedupe.py checks the two agree on generated URLs.
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)?"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def normalize_url(url: str) -> str:
+    """url-normalize's result, with a fast path for the plain ASCII URLs most feeds carry."""
+    m = _PLAIN_URL.fullmatch(url)
+    if m is None or "/." in (path := m["path"] or "") or "//" in path:
+        return url_normalize(url) or url
+    scheme = m["scheme"].lower()
+    port = m["port"]
+    port = "" if port is None or port == _DEFAULT_PORTS[scheme] else ":" + port
+    return f"{scheme}://{m['host'].lower()}{port}{path or '/'}"
+
+
 def canonical_url(url: str, tracking_params: Iterable[str]) -> str:
     """Normalise a URL so that addresses of the same page compare equal.
 
     url-normalize handles scheme/host case, default ports, percent-encoding and dot segments; on
     top of it: the AMP forms above, ``www.``, the fragment and tracking parameters are dropped,
-    the query sorted, a trailing slash dropped.
+    the query sorted, a trailing slash dropped. Cached: feeds repeat related links endlessly.
     """
-    normal = url_normalize(url.strip()) or url.strip()
+    return _canonical(url, tuple(tracking_params))
+
+
+@lru_cache(maxsize=16_384)
+def _canonical(url: str, tracking_params: tuple[str, ...]) -> str:
+    normal = normalize_url(url.strip().partition("#")[0])  # the fragment goes anyway
     parts = urlsplit(normal)
     scheme, netloc, path, query = parts.scheme, parts.netloc, parts.path, parts.query
     if netloc.endswith(".cdn.ampproject.org"):
@@ -77,7 +105,7 @@ def canonical_url(url: str, tracking_params: Iterable[str]) -> str:
             inner = ("https://" if cached.group(1) else "http://") + cached.group("rest")
             if query:
                 inner += "?" + query
-            return canonical_url(inner, tracking_params)
+            return _canonical(inner, tracking_params)
     netloc = _host(netloc)
     segments = [s for s in path.split("/") if s.lower() != "amp"]
     path = "/".join(segments) or "/"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from . import parse
+from . import logs, parse
 from .config import Settings, enricher_options
 from .dberrors import retry_locked
 from .logs import get_logger
@@ -266,14 +266,16 @@ class Ingestor:
         results = retry_locked(
             lambda: self.store.write_batch(outcomes, run_id=self.run_id, force=self.force),
             what="write", give_up_after_s=self.settings.lock_retry_s)
+        logger = log.bind()  # resolved once per batch, not once per event
         for outcome, result in zip(outcomes, results, strict=True):
             self.counts[result.outcome] += 1
-            log_stages(outcome, result)
+            log_stages(outcome, result, logger)
+        logs.flush()
         if on_batch is not None:
             on_batch(results)
 
 
-def log_stages(outcome: Outcome, result: Result) -> None:
+def log_stages(outcome: Outcome, result: Result, log: Any = log) -> None:
     """One event per stage the file went through, then the store event."""
     path = outcome.facts.path
     if isinstance(outcome, Skipped):

@@ -6,12 +6,12 @@ The two sinks have their own levels: by default the file gets every stage of eve
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -23,6 +23,12 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in SECRET_KEYS & event.keys():
         del event[key]
     return event
+
+
+def _json(event: dict[str, Any]) -> str:
+    # orjson: the writer logs every stage of every file, and the standard library's encoder
+    # made that ~160 µs a file of the single writer's time
+    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class _Sinks:
@@ -45,13 +51,15 @@ class _Sinks:
         level = LEVELS.get(event.get("level", "info"), 20)
         line = None
         if self.file is not None and level >= self.file_level:
-            line = json.dumps(event, default=str, ensure_ascii=False)
+            line = _json(event)
             self.file.write(line + "\n")
+            if level >= 20:  # rare events show at once; per-stage debug lines wait for the batch
+                self.file.flush()
         if level >= self.console_level:
             if self.console is not None:
                 text = self.console(logger, method, dict(event))
             else:
-                text = line or json.dumps(event, default=str, ensure_ascii=False)
+                text = line or _json(event)
             self.stream.write(text + "\n")
             self.stream.flush()
         raise structlog.DropEvent
@@ -77,8 +85,9 @@ def configure(
         _open_file = None
     if file is not None:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        # line-buffered: a crash loses at most the line being written
-        _open_file = open(file, "a", encoding="utf-8", buffering=1)
+        # block-buffered (a write per line cost ~13 µs a file's event); the ingest path flushes
+        # after every batch, and an exit flushes what is left
+        _open_file = open(file, "a", encoding="utf-8")
     min_level = min(LEVELS[level], LEVELS[file_level] if file is not None else 100)
     structlog.configure(
         processors=[
@@ -91,6 +100,13 @@ def configure(
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+def flush() -> None:
+    """Write out buffered log lines (after each batch, so the file lags the database by at most
+    one batch)."""
+    if _open_file is not None:
+        _open_file.flush()
 
 
 def get_logger(**bound: Any) -> Any:

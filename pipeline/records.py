@@ -48,7 +48,7 @@ class Prepared:
 
     facts: FileFacts
     article: dict[str, Any]
-    snapshot: dict[str, Any]
+    snapshot: str  # JSON, serialised in the worker
     content_hash: str
     provider: dict[str, Any] | None
     topics: list[str]

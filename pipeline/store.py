@@ -235,7 +235,7 @@ class Store:
             content_changed = old_hash != item.content_hash and not same_bytes
             if content_changed:
                 version += 1
-                changed = self._changed_fields(aid, item.snapshot)
+                changed = self._changed_fields(aid, json.loads(item.snapshot))
                 self._insert_version(item, version, changed, stamp)
             if is_new_source:
                 outcome = "duplicate"
@@ -511,7 +511,7 @@ class Store:
             "INSERT INTO article_versions (article_id, version, sha256, source_path, "
             "changed_fields, snapshot, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (item.article_id, version, item.facts.sha256, item.facts.path, json.dumps(changed),
-             json.dumps(item.snapshot, ensure_ascii=False), stamp),
+             item.snapshot, stamp),
         )
 
     def _ensure_provider(self, item: Prepared, providers: set[str]) -> None:

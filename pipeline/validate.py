@@ -7,6 +7,7 @@ URL, an impossible date, ``quality: high``). Unknown fields are kept in ``model_
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,8 +35,15 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# An http(s) URL with a plain host and no "@" (so no credentials): the common case, accepted
+# without urlsplit (~15 µs a URL, and a file has dozens in its related items).
+_PLAIN_HTTP = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[0-9]{1,5})?(?:[/?#]\S*)?")
+
+
 def _web_url(value: str) -> str:
     value = value.strip()
+    if "@" not in value and _PLAIN_HTTP.fullmatch(value):
+        return value
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError(f"must be an http(s) URL, got scheme {parts.scheme or 'none'!r}")
@@ -49,6 +57,8 @@ def _web_url(value: str) -> str:
 def _any_url(value: str) -> str:
     """Image URLs may be relative (provider logos); still no script or data URLs."""
     value = value.strip()
+    if value.startswith("/") or value[:8].lower().startswith(("http://", "https://")):
+        return value  # relative, or http(s): the scheme is all that is checked here
     scheme = urlsplit(value).scheme.lower()
     if scheme and scheme not in ("http", "https"):
         raise ValueError(f"URL scheme {scheme!r} is not allowed")
@@ -94,7 +104,7 @@ class Image(_Model):
 class Provider(_Model):
     name: Text | None = None
     domain: Text | None = None
-    images: Annotated[list[Image], BeforeValidator(_listify)] = []
+    images: Annotated[list[Image], BeforeValidator(_listify)] = Field(default_factory=list)
 
 
 class Related(_Model):
@@ -108,7 +118,7 @@ class Related(_Model):
     type: Text | None = None
     provider: Provider | None = None
     quality: Count | None = None
-    images: Annotated[list[Image], BeforeValidator(_listify)] = []
+    images: Annotated[list[Image], BeforeValidator(_listify)] = Field(default_factory=list)
 
 
 class Article(_Model):
@@ -125,9 +135,9 @@ class Article(_Model):
     heat: Count | None = None
     published: bool | None = None
     provider: Provider | None = None
-    topics: Annotated[list[Text], BeforeValidator(_listify)] = []
-    images: Annotated[list[Image], BeforeValidator(_listify)] = []
-    related: Annotated[list[Related], BeforeValidator(_listify)] = []
+    topics: Annotated[list[Text], BeforeValidator(_listify)] = Field(default_factory=list)
+    images: Annotated[list[Image], BeforeValidator(_listify)] = Field(default_factory=list)
+    related: Annotated[list[Related], BeforeValidator(_listify)] = Field(default_factory=list)
     secured: Text | None = None
     body: str = ""
 

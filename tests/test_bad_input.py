@@ -265,4 +265,4 @@ def test_generated_front_matter_is_an_article_or_a_rejection(fields, as_text):
 
     prepared = build(article, facts, options_from(load_settings(None, log_file="")))
     assert isinstance(prepared, Prepared)
-    json.dumps(prepared.snapshot)
+    assert isinstance(json.loads(prepared.snapshot), dict)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from url_normalize import url_normalize
 
 from pipeline.config import Settings
 from pipeline.dedupe import (
@@ -14,6 +17,7 @@ from pipeline.dedupe import (
     compare,
     features,
     lookup_keys,
+    normalize_url,
     pack_keys,
     tokens,
     unpack_keys,
@@ -207,3 +211,19 @@ def test_bands_must_divide_the_permutations():
     with pytest.raises(ValidationError, match="must divide"):
         DedupeSettings(num_perm=50, bands=16)
     assert DedupeSettings(num_perm=64, bands=16).params().rows == 4
+
+
+_url_chars = "abcXYZ019-._~!$&'()*+,;=:@/?%#é "
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http", "https", "HTTP", "Https"]),
+    st.from_regex(r"[A-Za-z0-9-]{1,8}(\.[A-Za-z0-9-]{1,8}){0,3}", fullmatch=True),
+    st.sampled_from(["", ":80", ":443", ":8080"]),
+    st.text(alphabet=_url_chars, max_size=30),
+)
+def test_fast_url_normalisation_agrees_with_url_normalize(scheme, host, port, rest):
+    """The fast path of normalize_url gives url-normalize's result (or defers to it)."""
+    url = f"{scheme}://{host}{port}/{rest}"
+    assert normalize_url(url) == (url_normalize(url) or url)

@@ -605,7 +605,12 @@ class Store:
             "name = coalesce((SELECT name FROM (SELECT provider_name AS name FROM articles "
             "WHERE provider_id = ?1 AND provider_name IS NOT NULL UNION ALL SELECT provider_name "
             "FROM related WHERE provider_domain = ?1 AND provider_name IS NOT NULL) "
-            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name) "
+            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name), "
+            # the logo of its latest-published article that has one: the same whatever order
+            # the files came in (the last file written would depend on it)
+            "logo_url = coalesce((SELECT i.url FROM articles a JOIN images i ON i.article_id "
+            "= a.id AND i.kind = 'provider' WHERE a.provider_id = ?1 AND i.url IS NOT NULL "
+            "ORDER BY a.published_at DESC, a.id DESC LIMIT 1), logo_url) "
             "WHERE domain = ?1",
             [(p,) for p in providers],
         )

@@ -26,6 +26,7 @@ from .config import Settings, enricher_options
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
+from .schema import begin_bulk, end_bulk
 from .store import COUNTS, Result, Store
 
 log = get_logger()
@@ -415,7 +416,18 @@ def sync(
     if problems:  # not readable as files: rejected with the reason the walk found
         ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse", f.problem)
                         for f in problems], on_batch)
-    ingestor.ingest([f.path for f in todo if not f.problem], on_batch=on_batch)
+    paths = [f.path for f in todo if not f.problem]
+    threshold = ingestor.settings.bulk_min_files
+    bulk = (threshold > 0 and len(paths) >= threshold and store.path != ":memory:"
+            and len(paths) >= store.article_count())
+    if bulk:
+        log.info("bulk.start", files=len(paths))
+        begin_bulk(store.db)
+    ingestor.ingest(paths, on_batch=on_batch)
+    if bulk:  # (on an error the next start's migrate rebuilds instead)
+        start = time.perf_counter()
+        end_bulk(store.db)
+        log.info("bulk.end", rebuild_s=round(time.perf_counter() - start, 3))
     seen_paths = {f.path for f in found}
     gone = [p for p in known if p not in seen_paths and _under(p, roots)
             and known[p][2] != "deleted" and not (defer is not None and defer(p, None))]

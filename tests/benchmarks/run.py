@@ -218,10 +218,12 @@ def run_backfill(label: str, corpus: Path, db: Path, files: int, workers: int | 
     (db.parent / "pipeline.jsonl").unlink(missing_ok=True)
     run = Run(label=label, files=files, seconds=round(wall, 3), cpu_seconds=round(cpu, 2),
               files_per_s=round(files / wall, 1), tool_files_per_s=summary.get("files_per_s"),
-              peak_rss_mb=peak, peak_pss_mb=round(sampler.peak_pss / 2**20, 1), max_procs=sampler.max_procs, load_before=round(load, 2),
+              peak_rss_mb=peak, peak_pss_mb=round(sampler.peak_pss / 2**20, 1),
+              max_procs=sampler.max_procs, load_before=round(load, 2),
               summary=summary)
     log(f"  {label:22s} {wall:7.2f} s = {run.files_per_s:9.1f} files/s (tool {run.tool_files_per_s}, "
-        f"cpu {cpu:.1f} s, peak RSS {peak:.0f} MB, PSS {run.peak_pss_mb:.0f} MB over {sampler.max_procs} procs, load {load:.1f}) "
+        f"cpu {cpu:.1f} s, peak RSS {peak:.0f} MB, PSS {run.peak_pss_mb:.0f} MB, "
+        f"{sampler.max_procs} procs, load {load:.1f}) "
         f"new {summary.get('new')} dup {summary.get('duplicate')} unchanged {summary.get('unchanged')} "
         f"rejected {summary.get('rejected')}")
     return run
@@ -345,7 +347,7 @@ def run_ours(size: int, corpus: Path, rounds: int, with_rerun: bool, results: di
     """
     ours, rerun = [], []
     peer_runs: dict[str, list[dict]] = {p: [] for p in peers or []}
-    db = fresh_db(RUNS_DIR / f"ours-{size}")
+    db = RUNS_DIR / f"ours-{size}" / "articles.db"
     for r in range(max(rounds, peer_rounds if peers else 0, m2s_rounds if peers else 0)):
         if r < rounds:
             db = fresh_db(RUNS_DIR / f"ours-{size}")
@@ -439,12 +441,13 @@ def tables(results: dict) -> str:
                              f"{fmt(m['cpu_seconds'], 1)} | {fmt(m['peak_rss_mb'])} | {ratio:.2f}x |")
         lines.append("")
     lines += ["| our figures | files | files/s wall (median of N) | tool-reported files/s "
-              "| CPU s | peak RSS MB (sum over processes) | target |", "|---|---|---|---|---|---|---|"]
+              "| CPU s | peak RSS MB (sum over processes) | peak PSS MB | target |",
+              "|---|---|---|---|---|---|---|---|"]
 
     def row(name: str, m: dict, target: str) -> None:
         lines.append(f"| {name} | {m['files']:,} | {fmt(m['files_per_s'])} (N={m['runs']}) | "
                      f"{fmt(m['tool_files_per_s'])} | {fmt(m['cpu_seconds'], 1)} | "
-                     f"{fmt(m['peak_rss_mb'])} | {target} |")
+                     f"{fmt(m['peak_rss_mb'])} | {fmt(m.get('peak_pss_mb'))} | {target} |")
 
     def verdict(value: float, goal: float, above: bool = True) -> str:
         return "met" if (value >= goal if above else value <= goal) else "not met"
@@ -465,7 +468,7 @@ def tables(results: dict) -> str:
     b = results.get("burst", {}).get("burst")
     if b:
         lines.append(f"| daemon burst (`pipeline watch`) | {b['files']:,} | {fmt(b['files_per_s'])} (N=1) "
-                     f"| - | - | {fmt(b['peak_rss_mb_sum_of_hwm'])} (sum of per-process peaks) "
+                     f"| - | - | {fmt(b['peak_rss_mb_sum_of_hwm'])} (sum of per-process peaks) | - "
                      f"| same files/s as backfill |")
     if eq:
         lines.append("")
@@ -507,24 +510,28 @@ def head_commit() -> str | None:
 
 # -- main ----------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[20000, 100000], help="corpus sizes")
-    ap.add_argument("--repeats", type=int, default=3, help="runs of ours per size")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20000, 100000],
+                    help="corpus sizes (default: 20000 100000)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of ours per size (default: 3)")
     ap.add_argument("--peer-size", type=int, help="size the peers and the equality run use "
-                    "[default: the first of --sizes]")
-    ap.add_argument("--peer-repeats", type=int, default=3, help="runs of the bare script and dlt")
+                    "(default: the first of --sizes)")
+    ap.add_argument("--peer-repeats", type=int, default=3,
+                    help="runs of the bare script and of dlt (default: 3)")
     ap.add_argument("--m2s-repeats", type=int, default=1,
-                    help="runs of markdown-to-sqlite (~10 ms a file: minutes per run)")
-    ap.add_argument("--peers", default="bare,dlt,m2s", help="comma list from bare,dlt,m2s")
-    ap.add_argument("--parts", default=",".join(DEFAULT_PARTS), help=f"comma list from {PARTS}")
-    ap.add_argument("--burst-files", type=int, default=10000, help="files in the daemon burst")
-    ap.add_argument("--seed", type=int, default=1, help="corpus generator seed")
-    ap.add_argument("--corpus-root", type=Path, help="where corpora are cached "
-                    "[default: /dev/shm/news-pipeline-bench if it has room, else var/bench/corpora]")
+                    help="runs of markdown-to-sqlite, ~10 ms a file, so minutes a run (default: 1)")
+    ap.add_argument("--peers", default="bare,dlt,m2s", help="comma list (default: bare,dlt,m2s)")
+    ap.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                    help=f"comma list from {','.join(PARTS)} (default: {','.join(DEFAULT_PARTS)})")
+    ap.add_argument("--burst-files", type=int, default=10000,
+                    help="files in the daemon burst (default: 10000)")
+    ap.add_argument("--seed", type=int, default=1, help="corpus generator seed (default: 1)")
+    ap.add_argument("--corpus-root", type=Path, help="where corpora are cached (default: "
+                    "/dev/shm/news-pipeline-bench if it has room, else var/bench/corpora)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 5,000 files, 1 repeat of everything, 2,000-file burst")
-    ap.add_argument("--json", type=Path, help="results file [default: var/bench/results-<time>.json]")
+    ap.add_argument("--json", type=Path,
+                    help="results file (default: var/bench/results-<time>.json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.repeats, args.peer_repeats, args.m2s_repeats = [5000], 1, 1, 1
@@ -532,6 +539,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.peer_size = args.peer_size or args.sizes[0]
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     args.peers = [p.strip() for p in args.peers.split(",") if p.strip()] if "peers" in args.parts else []
+    if min(args.repeats, args.peer_repeats, args.m2s_repeats, *args.sizes) < 1:
+        ap.error("sizes and repeats must be at least 1")
     bad = [p for p in args.parts if p not in PARTS] + [p for p in args.peers if p not in PEER_NAMES]
     if bad:
         ap.error(f"unknown part or peer: {bad}")
@@ -545,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y%m%d-%H%M%S")
     sizes = sorted(set(args.sizes) | {args.peer_size}, key=lambda s: (s != args.peer_size, s))
     results: dict = {
-        "started": started, "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "started": started,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "sqlite": sqlite3.sqlite_version, "load_at_start": os.getloadavg(),
                     "commit": head_commit()},

@@ -215,10 +215,24 @@ class Ingestor:
         _init_worker(self.options)  # the in-process path uses the same options
 
     def __enter__(self) -> Ingestor:
-        if self.workers > 1:
-            ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.options, True))
         return self
+
+    def _workers(self) -> Any:
+        """The worker pool, started on first need (a run with nothing to read starts none).
+
+        Workers come from a forkserver that has imported only the pure stages: forked from this
+        process they would share, and count in their memory, whatever it holds by then (the
+        walked file list, the SQLite page cache), and fork is unsafe once the daemon's watcher
+        threads run.
+        """
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                ctx.set_forkserver_preload(["pipeline.ingest"])
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker,
+                                  initargs=(self.options, True))
+        return self._pool
 
     def __exit__(self, *exc: Any) -> None:
         if self._pool is not None:
@@ -227,10 +241,10 @@ class Ingestor:
             self._pool = None
 
     def _prepare_async(self, paths: list[str]) -> Callable[[], list[Outcome]]:
-        if self._pool is None or len(paths) < self.pool_min:
+        if self.workers <= 1 or len(paths) < self.pool_min:
             return lambda: [_work(p) for p in paths]
         chunk = max(1, min(64, len(paths) // (self.workers * 4)))
-        pending = self._pool.map_async(_work, paths, chunksize=chunk)
+        pending = self._workers().map_async(_work, paths, chunksize=chunk)
         return lambda: pending.get()
 
     def ingest(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -55,6 +56,27 @@ def settings_from(common: dict[str, Any], **overrides: Any) -> Settings:
     return settings
 
 
+@contextlib.contextmanager
+def progress_bar(wanted: bool | None, unit: str, desc: str) -> Iterator[dict[str, Any]]:
+    """A tqdm bar on stderr (by default only on a terminal), as the ``progress`` and
+    ``on_total`` callbacks the library's long runs accept; empty when there is no bar."""
+    if not (sys.stderr.isatty() if wanted is None else wanted):
+        yield {}
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+    def on_total(n: int) -> None:
+        bar.total = n
+        bar.refresh()
+
+    try:
+        yield {"progress": bar.update, "on_total": on_total}
+    finally:
+        bar.close()
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="news-pipeline")
 def main() -> None:
@@ -90,29 +112,13 @@ def backfill(paths: tuple[str, ...], db: str | None, workers: int | None, force:
     from .ingest import backfill as run_backfill
 
     settings = settings_from(_common, db=db, workers=workers)
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="file", desc="backfill", file=sys.stderr, dynamic_ncols=True)
-
-        def on_total(n: int) -> None:
-            bar.total = n
-            bar.refresh()
-
     try:
-        summary = run_backfill(
-            settings, list(paths), force=force, dry_run=dry_run,
-            progress=bar.update if bar else None, on_total=on_total if bar else None,
-        )
+        with progress_bar(progress, "file", "backfill") as bar:
+            summary = run_backfill(settings, list(paths), force=force, dry_run=dry_run, **bar)
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
         raise click.ClickException(describe(str(settings.db), exc)) from exc
-    finally:
-        if bar is not None:
-            bar.close()
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -160,26 +166,11 @@ def reprocess(db: str | None, only: tuple[str, ...], dry_run: bool, as_json: boo
     settings = settings_from(_common, db=db)
     if not settings.db.exists():
         raise click.UsageError(f"no database at {settings.db}: run `pipeline backfill` first")
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="article", desc="reprocess", file=sys.stderr, dynamic_ncols=True)
-
-        def on_total(n: int) -> None:
-            bar.total = n
-            bar.refresh()
-
     try:
-        summary = run_reprocess(settings, list(only) or None, dry_run=dry_run,
-                                progress=bar.update if bar else None,
-                                on_total=on_total if bar else None)
+        with progress_bar(progress, "article", "reprocess") as bar:
+            summary = run_reprocess(settings, list(only) or None, dry_run=dry_run, **bar)
     except (OSError, sqlite3.Error) as exc:
         raise click.ClickException(describe(str(settings.db), exc)) from exc
-    finally:
-        if bar is not None:
-            bar.close()
     click.echo(json.dumps(summary) if as_json else _reprocess_text(summary))
 
 

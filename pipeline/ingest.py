@@ -27,6 +27,7 @@ from .dberrors import retry_locked
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
+from .schema import begin_bulk, end_bulk
 from .store import COUNTS, Result, Store
 
 log = get_logger()
@@ -215,10 +216,24 @@ class Ingestor:
         _init_worker(self.options)  # the in-process path uses the same options
 
     def __enter__(self) -> Ingestor:
-        if self.workers > 1:
-            ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.options, True))
         return self
+
+    def _workers(self) -> Any:
+        """The worker pool, started on first need (a run with nothing to read starts none).
+
+        Workers come from a forkserver that has imported only the pure stages: forked from this
+        process they would share, and count in their memory, whatever it holds by then (the
+        walked file list, the SQLite page cache), and fork is unsafe once the daemon's watcher
+        threads run.
+        """
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                ctx.set_forkserver_preload(["pipeline.ingest"])
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker,
+                                  initargs=(self.options, True))
+        return self._pool
 
     def __exit__(self, *exc: Any) -> None:
         if self._pool is not None:
@@ -227,10 +242,10 @@ class Ingestor:
             self._pool = None
 
     def _prepare_async(self, paths: list[str]) -> Callable[[], list[Outcome]]:
-        if self._pool is None or len(paths) < self.pool_min:
+        if self.workers <= 1 or len(paths) < self.pool_min:
             return lambda: [_work(p) for p in paths]
         chunk = max(1, min(64, len(paths) // (self.workers * 4)))
-        pending = self._pool.map_async(_work, paths, chunksize=chunk)
+        pending = self._workers().map_async(_work, paths, chunksize=chunk)
         return lambda: pending.get()
 
     def ingest(
@@ -428,7 +443,18 @@ def sync(
     if problems:  # not readable as files: rejected with the reason the walk found
         ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse", f.problem)
                         for f in problems], on_batch)
-    ingestor.ingest([f.path for f in todo if not f.problem], on_batch=on_batch)
+    paths = [f.path for f in todo if not f.problem]
+    threshold = ingestor.settings.bulk_min_files
+    bulk = (threshold > 0 and len(paths) >= threshold and store.path != ":memory:"
+            and len(paths) >= store.article_count())
+    if bulk:
+        log.info("bulk.start", files=len(paths))
+        begin_bulk(store.db)
+    ingestor.ingest(paths, on_batch=on_batch)
+    if bulk:  # (on an error the next start's migrate rebuilds instead)
+        start = time.perf_counter()
+        end_bulk(store.db)
+        log.info("bulk.end", rebuild_s=round(time.perf_counter() - start, 3))
     seen_paths = {f.path for f in found}
     gone = [p for p in known if p not in seen_paths and _under(p, roots)
             and known[p][2] != "deleted" and not (defer is not None and defer(p, None))]

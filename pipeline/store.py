@@ -128,6 +128,9 @@ class Store:
 
     # -- what we already know -------------------------------------------------------------------
 
+    def article_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+
     def source_stats(self) -> dict[str, tuple[int, int, str]]:
         """path -> (size, mtime_ns, status) for the stat-only skip of unchanged files."""
         return {

@@ -15,6 +15,7 @@ import click
 
 from . import logs
 from .config import ConfigError, Settings, dump_settings, load_settings
+from .dberrors import describe
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -117,7 +118,7 @@ def backfill(paths: tuple[str, ...], db: str | None, workers: int | None, force:
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
+        raise click.ClickException(describe(str(settings.db), exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -169,7 +170,7 @@ def reprocess(db: str | None, only: tuple[str, ...], dry_run: bool, as_json: boo
         with progress_bar(progress, "article", "reprocess") as bar:
             summary = run_reprocess(settings, list(only) or None, dry_run=dry_run, **bar)
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
+        raise click.ClickException(describe(str(settings.db), exc)) from exc
     click.echo(json.dumps(summary) if as_json else _reprocess_text(summary))
 
 
@@ -216,7 +217,7 @@ def serve(db: str | None, host: str | None, port: int | None, open_browser: bool
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot serve {settings.db}: {exc}") from exc
+        raise click.ClickException(describe(str(settings.db), exc)) from exc
 
 
 @main.command(context_settings=CONTEXT)
@@ -249,7 +250,7 @@ def watch(paths: tuple[str, ...], db: str | None, polling: bool | None, json_log
     except AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot run on {settings.db}: {exc}") from exc
+        raise click.ClickException(describe(str(settings.db), exc)) from exc
 
 
 @main.command("run", context_settings=CONTEXT)
@@ -291,10 +292,50 @@ def status(db: str | None, as_json: bool, _common: dict[str, Any]) -> None:
     settings = settings_from(_common, db=db)
     try:
         report = read_status(settings)
-    except (FileNotFoundError, sqlite3.Error) as exc:
+    except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise click.ClickException(describe(str(settings.db), exc)) from exc
     click.echo(json.dumps(report) if as_json else format_status(report))
     sys.exit(0 if report["daemon"]["state"] == "alive" else 1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite database [config: db].")
+@click.option("--repair", is_flag=True,
+              help="Fix what the checks found: salvage a damaged file into a new one (the old "
+                   "one is kept aside), rebuild the full-text index, recompute clusters.")
+@click.option("--resync", "resync", multiple=True, type=click.Path(exists=True), metavar="PATH",
+              help="With --repair: then re-read every article file under PATH (repeatable), as "
+                   "`backfill --force` does, so the articles match their files again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@common_options
+def doctor(db: str | None, repair: bool, resync: tuple[str, ...], as_json: bool,
+           _common: dict[str, Any]) -> None:
+    """Check the database (SQLite integrity, foreign keys, full-text index, story clusters, a
+    write-ahead log left behind) and, with --repair, bring it back to a whole state.
+
+    Exit status 0 when the database is healthy (after the repair, with --repair), 1 otherwise.
+    """
+    from .doctor import diagnose, format_report
+    from .doctor import repair as run_repair
+
+    if resync and not repair:
+        raise click.UsageError("--resync needs --repair")
+    settings = settings_from(_common, db=db)
+    try:
+        if repair:
+            result = run_repair(settings, list(resync))
+            healthy = result["after"]["healthy"]
+        else:
+            report = diagnose(str(settings.db))
+            result, healthy = report.as_dict(), report.healthy
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot repair {settings.db}: {exc}") from exc
+    click.echo(json.dumps(result, default=str) if as_json else format_report(result))
+    sys.exit(0 if healthy else 1)
 
 
 @main.command("config", context_settings=CONTEXT)

@@ -163,6 +163,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, gt=0)
     bulk_min_files: int = Field(5000, ge=0)
     busy_timeout_ms: int = Field(30_000, ge=0)
+    lock_retry_s: float = Field(600.0, ge=0)
 
     dedupe: DedupeSettings = DedupeSettings()
     enrich: EnrichSettings = EnrichSettings()  # type: ignore[valid-type]

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import logs, parse
 from .config import Settings, enricher_options
+from .dberrors import retry_locked
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
@@ -277,7 +278,9 @@ class Ingestor:
         return self.counts
 
     def write(self, outcomes: list[Outcome], on_batch: Callable[[list[Result]], None] | None) -> None:
-        results = self.store.write_batch(outcomes, run_id=self.run_id, force=self.force)
+        results = retry_locked(
+            lambda: self.store.write_batch(outcomes, run_id=self.run_id, force=self.force),
+            what="write", give_up_after_s=self.settings.lock_retry_s)
         logger = log.bind()  # resolved once per batch, not once per event
         for outcome, result in zip(outcomes, results, strict=True):
             self.counts[result.outcome] += 1
@@ -369,8 +372,12 @@ def backfill(
         store = (Store(":memory:", dedupe=params) if not os.path.exists(db_path)
                  else _dry_store(db_path, params))
     else:
-        store = Store(db_path, settings.busy_timeout_ms, dedupe=settings.dedupe.params())
-    run_id = None if dry_run else store.begin_run("backfill", roots)
+        store = retry_locked(
+            lambda: Store(db_path, settings.busy_timeout_ms, dedupe=settings.dedupe.params()),
+            what="open", give_up_after_s=settings.lock_retry_s)
+    run_id = None if dry_run else retry_locked(
+        lambda: store.begin_run("backfill", roots), what="begin run",
+        give_up_after_s=settings.lock_retry_s)
     log.info("run.start", kind="backfill", roots=roots, db=db_path, run_id=run_id,
              force=force, dry_run=dry_run, workers=settings.effective_workers)
     status = "failed"
@@ -381,9 +388,15 @@ def backfill(
         status = "completed"
     finally:
         elapsed = time.perf_counter() - start
-        if run_id is not None:
-            store.end_run(run_id, ingestor.counts if "ingestor" in locals() else {}, elapsed, status)
-        store.close()
+        final = ingestor.counts if "ingestor" in locals() else {}
+        try:
+            if run_id is not None:
+                retry_locked(lambda: store.end_run(run_id, final, elapsed, status),
+                             what="end run", give_up_after_s=settings.lock_retry_s)
+        except Exception as exc:  # e.g. the disk is full: keep the error that stopped the run
+            log.error("run.end", outcome="not recorded", error=str(exc))
+        finally:
+            store.close()
     seen = sum(counts[k] for k in COUNTS if k != "deleted")
     summary: dict[str, Any] = {
         "run_id": run_id, "db": db_path, "dry_run": dry_run, "seen": seen,
@@ -445,7 +458,8 @@ def sync(
     seen_paths = {f.path for f in found}
     gone = [p for p in known if p not in seen_paths and _under(p, roots)
             and known[p][2] != "deleted" and not (defer is not None and defer(p, None))]
-    deleted = store.mark_deleted(gone)
+    deleted = retry_locked(lambda: store.mark_deleted(gone), what="mark deleted",
+                           give_up_after_s=ingestor.settings.lock_retry_s)
     ingestor.counts["deleted"] += deleted
     return {"found": len(found), "unchanged": unchanged, "ingested": len(todo),
             "deleted": deleted, "deferred": deferred}

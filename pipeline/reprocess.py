@@ -75,7 +75,7 @@ def reprocess(
     start = time.perf_counter()
     options, columns, children = plan(settings, only)
     db_path = str(settings.db)
-    store = Store(db_path, settings.busy_timeout_ms)
+    store = Store(db_path, settings.busy_timeout_ms, dedupe=settings.dedupe.params())
     run_id = None if dry_run else store.begin_run("reprocess", [db_path])
     log.info("run.start", kind="reprocess", db=db_path, run_id=run_id, only=only or None,
              enrichers=list(options.enrichers), dry_run=dry_run)

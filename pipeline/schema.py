@@ -365,17 +365,26 @@ def migrate(db: sqlite_utils.Database) -> None:
                 f'ON "{name}" ({collist})'
             )
         fts = f"{FTS_TABLE}_fts"
-        stale_fts = _exists(conn, "table", fts) and not _exists(conn, "trigger", f"{FTS_TABLE}_ai")
+        had_fts = _exists(conn, "table", fts)
+        stale_fts = had_fts and not _exists(conn, "trigger", f"{FTS_TABLE}_ai")
         for sql in _fts_sql() + _DEDUPE_SQL:
             conn.execute(sql)
-        if stale_fts:  # after a bulk load (or a crash during one): index every article again
-            conn.execute(f'INSERT INTO "{fts}" ("{fts}") VALUES (\'rebuild\')')
+        # an index created over existing rows starts empty; after a bulk load (or a crash
+        # during one) its triggers were missing: either way, index every article again
+        if not had_fts or stale_fts:
+            rebuild_fts(conn)
         _migrate_views(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def rebuild_fts(conn: sqlite3.Connection) -> None:
+    """Re-index every article in the full-text index (its external content is ``articles``)."""
+    t = FTS_TABLE
+    conn.execute(f'INSERT INTO "{t}_fts" ("{t}_fts") VALUES (\'rebuild\')')
 
 
 def _exists(conn: sqlite3.Connection, kind: str, name: str) -> bool:

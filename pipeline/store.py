@@ -175,15 +175,19 @@ class Store:
 
     def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:
         facts = item.facts
-        self.conn.execute(
-            "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (facts.path, facts.sha256 or None, item.stage, item.reason,
-             json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
-        )
         previous = self.conn.execute(
-            "SELECT article_id FROM sources WHERE path = ?", (facts.path,)
+            "SELECT article_id, status, sha256 FROM sources WHERE path = ?", (facts.path,)
         ).fetchone()
+        # the same bytes rejected again (read twice, a forced run) are one rejection, not two
+        again = (previous is not None and previous[1] == "rejected" and facts.sha256
+                 and previous[2] == facts.sha256)
+        if not again:
+            self.conn.execute(
+                "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (facts.path, facts.sha256 or None, item.stage, item.reason,
+                 json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
+            )
         self._upsert_source(facts, None, "rejected", stamp)
         if previous and previous[0] is not None:
             self._tombstone_if_orphaned(previous[0], stamp)
@@ -604,7 +608,12 @@ class Store:
             "name = coalesce((SELECT name FROM (SELECT provider_name AS name FROM articles "
             "WHERE provider_id = ?1 AND provider_name IS NOT NULL UNION ALL SELECT provider_name "
             "FROM related WHERE provider_domain = ?1 AND provider_name IS NOT NULL) "
-            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name) "
+            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name), "
+            # the logo of its latest-published article that has one: the same whatever order
+            # the files came in (the last file written would depend on it)
+            "logo_url = coalesce((SELECT i.url FROM articles a JOIN images i ON i.article_id "
+            "= a.id AND i.kind = 'provider' WHERE a.provider_id = ?1 AND i.url IS NOT NULL "
+            "ORDER BY a.published_at DESC, a.id DESC LIMIT 1), logo_url) "
             "WHERE domain = ?1",
             [(p,) for p in providers],
         )

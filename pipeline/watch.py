@@ -52,6 +52,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from .config import Settings
+from .dberrors import DatabaseDamaged, kind as db_error_kind, retry_locked
 from .ingest import Ingestor, folder_matcher, is_candidate, sync, walk
 from .logs import get_logger
 from .prepare import prepare_file
@@ -300,6 +301,8 @@ class Daemon:
         self._signalled = 0
         self._next_reconcile = float("inf")
         self._reconcile_reason = "timer"
+        self._reconcile_backoff = 0.0
+        self._write_backoff = 0.0
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
 
     # -- called from other threads --------------------------------------------------------------
@@ -352,8 +355,10 @@ class Daemon:
         status = "failed"
         counts = self.counts
         try:
-            store = self.store = Store(self.settings.db, self.settings.busy_timeout_ms)
-            self.run_id = store.begin_run("watch", self.roots)
+            store = self.store = self._retrying(
+                lambda: Store(self.settings.db, self.settings.busy_timeout_ms,
+                              dedupe=self.settings.dedupe.params()), "open")
+            self.run_id = self._retrying(lambda: store.begin_run("watch", self.roots), "begin run")
             # the pool forks before any watcher thread exists
             with Ingestor(self.settings, store, run_id=self.run_id) as ingestor:
                 self.ingestor = ingestor
@@ -369,7 +374,7 @@ class Daemon:
                     "queue_depth": 0, "pending": 0,
                 }, reset=True)
                 _warm_up(ingestor)
-                self._reconcile("start")
+                self._reconcile_now("start")
                 self.ready.set()
                 self._loop()
                 status = "stopped"
@@ -381,8 +386,11 @@ class Daemon:
                 logging.getLogger("watchdog").removeHandler(self._overflow)
             elapsed = time.perf_counter() - start
             if store is not None:
-                if self.run_id is not None:
-                    store.end_run(self.run_id, counts, elapsed, status)
+                try:
+                    if self.run_id is not None:
+                        store.end_run(self.run_id, counts, elapsed, status)
+                except Exception as exc:  # keep the error that stopped the run, if any
+                    log.error("run.end", outcome="not recorded", error=str(exc))
                 self._beat(force=True, stopped=True)
                 store.close()
             lock.release()
@@ -441,7 +449,6 @@ class Daemon:
         return observer
 
     def _loop(self) -> None:
-        self._schedule_reconcile()
         while not self._stopping.is_set():
             if self._signalled:
                 log.info("watch.signal", signal=signal.Signals(self._signalled).name)
@@ -460,18 +467,39 @@ class Daemon:
             if self._ready:
                 self._flush()
             if time.monotonic() >= self._next_reconcile:
-                self._guarded(self._reconcile, self._reconcile_reason)
-                self._schedule_reconcile()
+                self._reconcile_now(self._reconcile_reason)
             self._beat()
 
-    def _guarded(self, func: Any, *args: Any) -> None:
-        """One event or one reconcile failing (a folder gone mid-walk, a database error) must
-        not stop the daemon: log it; the next reconcile heals what it missed."""
+    def _guarded(self, func: Any, *args: Any) -> bool:
+        """One event or one reconcile failing (a folder gone mid-walk, a full disk) must not
+        stop the daemon: log it; the next reconcile heals what it missed. A damaged database
+        does stop it: retrying cannot help."""
         try:
             func(*args)
+            return True
         except Exception as exc:
+            self._fatal(exc)
             log.error("watch.error", step=func.__name__, error=f"{type(exc).__name__}: {exc}",
                       args=[a for a in args if isinstance(a, str)])
+            return False
+
+    def _fatal(self, exc: Exception) -> None:
+        if db_error_kind(exc) == "damaged":
+            raise DatabaseDamaged(str(self.settings.db), exc) from exc
+
+    def _reconcile_now(self, reason: str) -> None:
+        """Reconcile; after a failure (the disk is full, the database stays locked) try again
+        with backoff, 1 s doubling to a minute, instead of waiting for the timer."""
+        if self._guarded(self._reconcile, reason):
+            self._reconcile_backoff = 0.0
+            self._schedule_reconcile()
+            return
+        self._reconcile_backoff = min(60.0, max(1.0, 2 * self._reconcile_backoff))
+        self._next_reconcile = time.monotonic() + self._reconcile_backoff
+        self._reconcile_reason = reason if reason.startswith("retry") else f"retry ({reason})"
+
+    def _retrying(self, func: Any, what: str) -> Any:
+        return retry_locked(func, what=what, give_up_after_s=self.settings.lock_retry_s)
 
     def _timeout(self) -> float:
         if self._ready:
@@ -525,7 +553,7 @@ class Daemon:
             for known in self.store.live_paths_under(path):
                 self._wait(known, trust_stat=True)
         elif kind == "dir_move":
-            moved = self.store.move_tree(path, dest)
+            moved = self._retrying(lambda: self.store.move_tree(path, dest), "move")
             log.info("watch.move", kind="folder", path=path, dest=dest, sources=moved)
             prefix = path + os.sep
             for old in [p for p in self._waiting if p.startswith(prefix)]:
@@ -552,7 +580,7 @@ class Daemon:
         file found by a walk, so changed bytes still become a new version."""
         self._waiting.pop(src, None)
         self._ready.pop(src, None)
-        moved = self.store.move_source(src, dest)
+        moved = self._retrying(lambda: self.store.move_source(src, dest), "move")
         if moved:
             log.info("watch.move", kind="file", path=src, dest=dest)
         self._waiting.pop(dest, None)
@@ -607,19 +635,25 @@ class Daemon:
                 self.ingestor.ingest(to_read, on_batch=self._committed)
             if gone:
                 since = _iso(time.time() - _MOVE_WINDOW_S)
-                for old, new in self.store.moved_away(gone, since or ""):
+                for old, new in self._retrying(
+                        lambda: self.store.moved_away(gone, since or ""), "moves"):
                     log.info("watch.move", kind="file", path=old, dest=new, seen_as="delete+create")
                     gone.remove(old)
-                deleted = self.store.mark_deleted(gone)
+                deleted = self._retrying(lambda: self.store.mark_deleted(gone), "mark deleted")
                 self.ingestor.counts["deleted"] += deleted
                 if deleted:
                     log.info("watch.deleted", files=deleted, paths=gone[:20])
                 self._last_commit = time.time()
-        except Exception as exc:  # e.g. the database stayed locked: nothing was committed
-            log.error("watch.error", step="write", files=len(batch),
-                      error=f"{type(exc).__name__}: {exc}", retry_in_s=1.0)
+            self._write_backoff = 0.0
+        except Exception as exc:  # the disk is full, the database stayed locked: the batch
+            self._fatal(exc)      # rolled back, so pause and try it again, backing off
+            self._write_backoff = min(60.0, max(1.0, 2 * self._write_backoff))
+            log.error("watch.paused", step="write", files=len(batch),
+                      reason=db_error_kind(exc) or "error",
+                      error=f"{type(exc).__name__}: {exc}", retry_in_s=self._write_backoff)
             for path, trust_stat in batch:
-                self._wait(path, trust_stat, delay=1.0)
+                self._recent.pop(path, None)  # not written: it must be read again
+                self._wait(path, trust_stat, delay=self._write_backoff)
         self._dirty = True
 
     def _remember(self, path: str, full: tuple[int, ...] | None) -> None:

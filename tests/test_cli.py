@@ -108,5 +108,6 @@ def test_unusable_database_is_a_clear_error(runner, inbox, tmp_path):
     result = runner.invoke(main, ["backfill", str(inbox), "--db", str(tmp_path / "junk.db"),
                                   "--workers", "1"])
     assert result.exit_code == 1
-    assert "cannot run" in result.output and "junk.db" in result.output
+    assert "is damaged" in result.output and "junk.db" in result.output
+    assert "pipeline doctor" in result.output
     assert "Traceback" not in result.output

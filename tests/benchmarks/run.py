@@ -167,6 +167,7 @@ class Run:
     peak_pss_mb: float      # highest sum of PSS (sampled every 0.5 s)
     max_procs: int
     load_before: float
+    commit: str | None      # the lead edits the code between runs: medians must not mix commits
     summary: dict = field(default_factory=dict)
 
 
@@ -192,7 +193,7 @@ def run_backfill(label: str, corpus: Path, db: Path, files: int, workers: int | 
         argv += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
     env["PIPELINE_LOG_FILE"] = str(db.parent / "pipeline.jsonl")
-    load = os.getloadavg()[0]
+    load, commit = os.getloadavg()[0], head_commit()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -219,7 +220,7 @@ def run_backfill(label: str, corpus: Path, db: Path, files: int, workers: int | 
     run = Run(label=label, files=files, seconds=round(wall, 3), cpu_seconds=round(cpu, 2),
               files_per_s=round(files / wall, 1), tool_files_per_s=summary.get("files_per_s"),
               peak_rss_mb=peak, peak_pss_mb=round(sampler.peak_pss / 2**20, 1),
-              max_procs=sampler.max_procs, load_before=round(load, 2),
+              max_procs=sampler.max_procs, load_before=round(load, 2), commit=commit,
               summary=summary)
     log(f"  {label:22s} {wall:7.2f} s = {run.files_per_s:9.1f} files/s (tool {run.tool_files_per_s}, "
         f"cpu {cpu:.1f} s, peak RSS {peak:.0f} MB, PSS {run.peak_pss_mb:.0f} MB, "
@@ -485,6 +486,10 @@ def tables(results: dict) -> str:
                                  f"{v.get('only_in_single', '?')} only in the single-process run; "
                                  f"columns differing: {v.get('differing_columns', v.get('columns'))}; "
                                  f"e.g. {v.get('examples', [])[:2]}")
+    commits = {r.get("commit") for v in [*results["backfill"].values(), *results["rerun"].values()]
+               for r in v["runs"]}
+    if len(commits) > 1:
+        lines += ["", f"Warning: the runs were made on different commits: {sorted(map(str, commits))}"]
     if results["errors"]:
         lines += ["", "Errors:"] + [f"- {e.splitlines()[0]}" for e in results["errors"]]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ nothing is dropped. ``PRAGMA user_version`` records the schema version for diagn
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import sqlite_utils
@@ -328,6 +330,19 @@ def _fts_sql() -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: all of it or none of it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def connect(path: str, busy_timeout_ms: int = 30_000) -> sqlite_utils.Database:
     """Open the database with the pragmas we rely on (WAL: readers never block the writer)."""
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
@@ -401,18 +416,12 @@ def begin_bulk(db: sqlite_utils.Database) -> None:
     crash-safe: ``migrate`` (run on every start, and by ``end_bulk``) re-creates missing indexes
     and triggers, and rebuilds the full-text index when its triggers were missing.
     """
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db.conn) as conn:
         for table, cols, _unique in INDEXES:
             if (table, cols) not in WRITER_INDEXES:
                 conn.execute(f'DROP INDEX IF EXISTS "{index_name(table, cols)}"')
         for suffix in ("ai", "ad", "au"):
             conn.execute(f'DROP TRIGGER IF EXISTS "{FTS_TABLE}_{suffix}"')
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def end_bulk(db: sqlite_utils.Database) -> None:

@@ -21,7 +21,7 @@ from .enrichers.topics import slug as topic_slug
 from . import dedupe
 from .clusters import Clusters, Placement
 from .records import Outcome, Prepared, Rejection, Skipped
-from .schema import article_columns, connect, migrate
+from .schema import article_columns, connect, migrate, transaction
 
 # Outcomes of one file, as counted in run summaries and ingest_runs.
 COUNTS = ("new", "updated", "unchanged", "duplicate", "rejected", "skipped", "deleted")
@@ -92,14 +92,8 @@ class Store:
 
     def ensure_dedupe_current(self) -> int:
         """Re-file every article once if the stored dedupe keys were made with other settings."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            count = self.clusters.ensure_current()
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        return count
+        with transaction(self.conn):
+            return self.clusters.ensure_current()
 
     def close(self) -> None:
         self.conn.close()
@@ -297,9 +291,8 @@ class Store:
         if not paths:
             return 0
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        self.clusters.touched.clear()
-        try:
+        with transaction(conn):
+            self.clusters.touched.clear()
             stamp = now()
             count = 0
             for path in paths:
@@ -316,11 +309,6 @@ class Store:
                     self._tombstone_if_orphaned(row[0], stamp)
                 count += 1
             self.clusters.flush()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return count
 
     def refresh_batch(
@@ -403,8 +391,7 @@ class Store:
 
     def _moves(self, pairs: list[tuple[str, str]]) -> int:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             stamp = now()
             moved = 0
             for src, dst in pairs:
@@ -423,11 +410,6 @@ class Store:
                 if replaced is not None and replaced[0] not in (None, row[0]):
                     self._tombstone_if_orphaned(replaced[0], stamp)
                 moved += 1
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return moved
 
     def moved_away(self, paths: list[str], since: str) -> list[tuple[str, str]]:
@@ -437,8 +419,7 @@ class Store:
         (old path, new path) pairs. The other gone files are for ``mark_deleted``."""
         conn = self.conn
         moved: list[tuple[str, str]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for path in paths:
                 row = conn.execute(
                     "SELECT article_id, sha256 FROM sources WHERE path = ? AND status = 'ingested'",
@@ -454,11 +435,6 @@ class Store:
                 if other is not None:
                     conn.execute("DELETE FROM sources WHERE path = ?", (path,))
                     moved.append((path, other[0]))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return moved
 
     def write_heartbeat(self, fields: dict[str, Any], *, reset: bool = False) -> None:

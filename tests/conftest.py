@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,22 @@ def settings(db_path, tmp_path):
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.02):
+    """Poll until ``predicate()`` is truthy (an exception counts as not yet), or fail: tests wait
+    on conditions, never on sleeps, with generous timeouts for a slow machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception:  # e.g. the table does not exist yet
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def query(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:

@@ -4,6 +4,7 @@ tiny tmpfs. The long version of the crash torture is tests/benchmarks/torture.py
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,23 +25,13 @@ from pipeline.schema import connect, migrate
 from pipeline.watch import Daemon
 
 from .benchmarks import torture
+from . import conftest
 from .conftest import article_text, query, scalar, write
 
 TIMEOUT = 120.0
 
 
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:  # e.g. the table does not exist yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+wait_for = functools.partial(conftest.wait_for, timeout=TIMEOUT, interval=0.05)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,18 +8,8 @@ import subprocess
 import sys
 import time
 
-from .conftest import article_text, write
+from .conftest import article_text, wait_for, write
 from .servers import fetch, free_port
-
-
-def wait_for(condition, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError("condition not met in time")
 
 
 def test_run_watches_and_serves_until_ctrl_c(tmp_path):

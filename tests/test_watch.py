@@ -21,7 +21,7 @@ from pipeline import watch as watch_mod
 from pipeline.config import load_settings
 from pipeline.watch import AlreadyRunning, Daemon, prepare_process
 
-from .conftest import article_text, query, scalar, write
+from .conftest import article_text, query, scalar, wait_for, write
 
 TIMEOUT = 60.0
 
@@ -31,20 +31,6 @@ def _daemon_process():
     prepare_process()  # what `pipeline watch` does in its main thread
     yield
     signal.signal(signal.SIGIO, signal.SIG_DFL)
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:  # e.g. the table does not exist yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def url(name: str) -> str:

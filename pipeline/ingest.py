@@ -450,10 +450,15 @@ def sync(
     if bulk:
         log.info("bulk.start", files=len(paths))
         begin_bulk(store.db)
-    ingestor.ingest(paths, on_batch=on_batch)
-    if bulk:  # (on an error the next start's migrate rebuilds instead)
+        store.defer_counts = True
+    try:
+        ingestor.ingest(paths, on_batch=on_batch)
+    finally:
+        store.defer_counts = False
+    if bulk:  # (on an error the next start's migrate and Store settle it instead)
         start = time.perf_counter()
         end_bulk(store.db)
+        store.refresh_all_counts()
         log.info("bulk.end", rebuild_s=round(time.perf_counter() - start, 3))
     seen_paths = {f.path for f in found}
     gone = [p for p in known if p not in seen_paths and _under(p, roots)

@@ -71,8 +71,10 @@ class Store:
         if parent:
             os.makedirs(parent, exist_ok=True)
         self.db = connect(self.path, busy_timeout_ms)
-        migrate(self.db)
+        interrupted_bulk = migrate(self.db)
         self.conn = self.db.conn
+        # during a bulk load, provider and topic aggregates are settled once at its end
+        self.defer_counts = False
         self._article_cols = list(article_columns())
         cols = ", ".join(f'"{c}"' for c in self._article_cols)
         marks = ", ".join("?" for _ in self._article_cols)
@@ -89,6 +91,8 @@ class Store:
         self.conn.execute("PRAGMA cache_size = -65536")
         self.clusters = Clusters(self.conn, dedupe or _default_dedupe_params())
         self.ensure_dedupe_current()
+        if interrupted_bulk:  # its aggregates were never settled
+            self.refresh_all_counts()
 
     def ensure_dedupe_current(self) -> int:
         """Re-file every article once if the stored dedupe keys were made with other settings."""
@@ -159,7 +163,8 @@ class Store:
                 result.ms = (time.perf_counter() - start) * 1000
                 results.append(result)
             self.clusters.flush()
-            self._refresh_counts(touched_topics, touched_providers)
+            if not self.defer_counts:
+                self._refresh_counts(touched_topics, touched_providers)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -568,6 +573,13 @@ class Store:
             "(SELECT id FROM articles WHERE id = ?), ?, ?, ?, ?, ?, ?)",
             rel_rows,
         )
+
+    def refresh_all_counts(self) -> None:
+        """Settle every provider's and topic's aggregates (after a bulk load, or on the start
+        after one was interrupted): one pass, O(database)."""
+        with transaction(self.conn) as conn:
+            self._refresh_counts({t for (t,) in conn.execute("SELECT slug FROM topics")},
+                                 {p for (p,) in conn.execute("SELECT domain FROM providers")})
 
     def _refresh_counts(self, topics: set[str], providers: set[str]) -> None:
         self.conn.executemany(

@@ -47,3 +47,23 @@ def test_crash_during_a_bulk_load_heals_on_the_next_start(corpus, settings, db_p
     assert indexes(db_path) == {index_name(t, c) for t, c, _ in INDEXES}
     assert search(db_path, "zyzzyva") == [scalar(db_path, "select min(id) from articles")]
     assert len(search(db_path, "facial recognition")) >= len(expected) - 1
+
+
+def test_aggregates_are_settled_after_a_bulk_load_and_after_a_crash(corpus, tmp_path, settings):
+    """Provider and topic counts, names and logos equal row-by-row maintenance's, also when
+    the bulk load died before settling them."""
+    plain_db, bulk_db = tmp_path / "plain.db", tmp_path / "bulk.db"
+    backfill(settings.model_copy(update={"db": plain_db, "bulk_min_files": 0}), [str(corpus)])
+    backfill(settings.model_copy(update={"db": bulk_db, "bulk_min_files": 10}), [str(corpus)])
+    aggregates = ("select domain, name, articles, mentions, logo_url from providers order by 1",
+                  "select slug, name, articles from topics order by 1")
+    for sql in aggregates:
+        assert query(bulk_db, sql) == query(plain_db, sql)
+    store = Store(str(bulk_db))
+    begin_bulk(store.db)  # a bulk load that dies before settling anything
+    store.conn.execute("update providers set articles = 0, mentions = 0")
+    store.conn.execute("update topics set articles = 0")
+    store.close()
+    Store(str(bulk_db)).close()  # the next start
+    for sql in aggregates:
+        assert query(bulk_db, sql) == query(plain_db, sql)

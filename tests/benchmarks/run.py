@@ -35,6 +35,7 @@ as Markdown tables and written to var/bench/results-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -160,7 +161,7 @@ class Run:
     label: str
     files: int
     seconds: float          # wall time of the subprocess
-    cpu_seconds: float      # user+sys of the subprocess and its (reaped) workers
+    cpu_seconds: float      # user+sys of the subprocess and all its descendants
     files_per_s: float      # files / seconds
     tool_files_per_s: float | None  # what the tool reports (excludes start-up and imports)
     peak_rss_mb: float      # highest sum of RSS over the process tree
@@ -169,6 +170,36 @@ class Run:
     load_before: float
     commit: str | None      # the lead edits the code between runs: medians must not mix commits
     summary: dict = field(default_factory=dict)
+
+
+def become_subreaper() -> bool:
+    """Have orphaned descendants re-parented to this process (Linux PR_SET_CHILD_SUBREAPER).
+
+    The tool's worker pool may outlive its main process by a moment (a forkserver is a child
+    of `pipeline` that exits after it, reaping the workers): re-parented to init, its and the
+    workers' CPU time would never reach our RUSAGE_CHILDREN. Re-parented to us and reaped by
+    ``reap_orphans``, it does.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans(timeout: float) -> int:
+    """Wait (up to ``timeout`` s) for re-parented descendants to exit; returns how many."""
+    n, deadline = 0, time.monotonic() + timeout
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return n  # no children left
+        if pid:
+            n += 1
+        elif time.monotonic() > deadline:
+            return n
+        else:
+            time.sleep(0.01)
 
 
 def fresh_db(run_dir: Path) -> Path:
@@ -194,6 +225,7 @@ def run_backfill(label: str, corpus: Path, db: Path, files: int, workers: int | 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
     env["PIPELINE_LOG_FILE"] = str(db.parent / "pipeline.jsonl")
     load, commit = os.getloadavg()[0], head_commit()
+    reap_orphans(0)  # leftovers of earlier runs must not count as this run's CPU
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -209,6 +241,7 @@ def run_backfill(label: str, corpus: Path, db: Path, files: int, workers: int | 
     finally:
         peak = sampler.stop()
     wall = time.perf_counter() - t0
+    reap_orphans(30)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode != 0:
@@ -535,6 +568,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "/dev/shm/news-pipeline-bench if it has room, else var/bench/corpora)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 5,000 files, 1 repeat of everything, 2,000-file burst")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the last database of each size in var/bench/runs")
     ap.add_argument("--json", type=Path,
                     help="results file (default: var/bench/results-<time>.json)")
     args = ap.parse_args(argv)
@@ -557,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     if not PIPELINE.exists():
         raise SystemExit(f"{PIPELINE} is missing: run `make install` first")
     started = time.strftime("%Y%m%d-%H%M%S")
+    if not become_subreaper():
+        log("warning: cannot become a subreaper; CPU of workers that outlive `pipeline` is lost")
     sizes = sorted(set(args.sizes) | {args.peer_size}, key=lambda s: (s != args.peer_size, s))
     results: dict = {
         "started": started,
@@ -588,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                           with_peers, args.m2s_repeats, args.peer_repeats)
             if "equality" in args.parts and is_peer_size:
                 run_equality(size, corpora[size], db, results)
+            if not args.keep:  # a 100k database takes ~1.5 GB
+                shutil.rmtree(db.parent, ignore_errors=True)
         except RuntimeError as exc:
             log(f"FAILED: {exc}")
             results["errors"].append(str(exc))

@@ -15,10 +15,10 @@ What it measures (``--parts``, default all but ``burst``):
   (``--sizes``), ``--repeats`` times. files/s = files / wall time of the subprocess (what a
   user waits for: interpreter start and imports included); the tool's own ``files_per_s`` is
   reported too. Peak memory = the highest SUM of RSS over the process and all its descendants,
-  sampled from /proc every 50 ms (the issue's definition; shared copy-on-write pages are counted
-  once per process, so it overstates the physical memory a little).
+  sampled from /proc every 50 ms (the issue's definition; shared copy-on-write pages count once
+  per process, so the summed PSS is reported next to it). CPU = user+sys of the whole tree.
 * ``rerun``: the same command again over the unchanged tree and database (stat-only skip).
-* ``equality``: a ``--workers 1`` (single-process) run on the ``--equality-size`` files, and a
+* ``equality``: a ``--workers 1`` (single-process) run on the ``--peer-size`` files, and a
   canonical dump of its content tables compared with the last default run's database, timestamps
   left out.
 * ``peers``: markdown-to-sqlite, dlt and the bare script (``peers.py``, their own venv) on the
@@ -497,8 +497,7 @@ def tables(results: dict) -> str:
     eq = results.get("equality")
     if eq:
         s = eq["single_process_run"]
-        row("single process (`--workers 1`)", {**s, "runs": 1, "tool_files_per_s": s["tool_files_per_s"]},
-            "equality reference")
+        row("single process (`--workers 1`)", {**s, "runs": 1}, "equality reference")
     b = results.get("burst", {}).get("burst")
     if b:
         lines.append(f"| daemon burst (`pipeline watch`) | {b['files']:,} | {fmt(b['files_per_s'])} (N=1) "
@@ -532,16 +531,12 @@ def head_commit() -> str | None:
     """The checked-out commit, read from .git (the working tree may hold uncommitted changes)."""
     git = REPO / ".git"
     try:
-        if git.is_file():  # a worktree: "gitdir: PATH"
-            git = Path(git.read_text().split(":", 1)[1].strip())
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref:"):
             return head
         ref = head.split(None, 1)[1]
-        for base in (git, git.parent.parent if git.parent.name == "worktrees" else git):
-            if (base / ref).exists():
-                return f"{ref} {(base / ref).read_text().strip()}"
-        return ref
+        loose = git / ref
+        return f"{ref} {loose.read_text().strip()}" if loose.exists() else ref
     except (OSError, IndexError):
         return None
 
@@ -627,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_equality(size, corpora[size], db, results)
             if not args.keep:  # a 100k database takes ~1.5 GB
                 shutil.rmtree(db.parent, ignore_errors=True)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError, OSError) as exc:  # e.g. the CLI failed or printed no JSON
             log(f"FAILED: {exc}")
             results["errors"].append(str(exc))
     if "burst" in args.parts:

@@ -14,6 +14,7 @@ import os
 import re
 import stat as stat_mod
 import signal
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,7 @@ from .dberrors import retry_locked
 from .logs import get_logger
 from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
-from .schema import begin_bulk, end_bulk
+from .schema import begin_bulk, end_bulk, migrate
 from .store import COUNTS, Result, Store
 
 log = get_logger()
@@ -381,22 +382,22 @@ def backfill(
     log.info("run.start", kind="backfill", roots=roots, db=db_path, run_id=run_id,
              force=force, dry_run=dry_run, workers=settings.effective_workers)
     status = "failed"
+    ingestor = Ingestor(settings, store, force=force, run_id=run_id)
     try:
-        with Ingestor(settings, store, force=force, run_id=run_id) as ingestor:
+        with ingestor:
             sync(ingestor, roots, force=force, progress=progress, on_total=on_total)
-            counts = ingestor.counts
         status = "completed"
     finally:
         elapsed = time.perf_counter() - start
-        final = ingestor.counts if "ingestor" in locals() else {}
         try:
             if run_id is not None:
-                retry_locked(lambda: store.end_run(run_id, final, elapsed, status),
+                retry_locked(lambda: store.end_run(run_id, ingestor.counts, elapsed, status),
                              what="end run", give_up_after_s=settings.lock_retry_s)
         except Exception as exc:  # e.g. the disk is full: keep the error that stopped the run
             log.error("run.end", outcome="not recorded", error=str(exc))
         finally:
             store.close()
+    counts = ingestor.counts
     seen = sum(counts[k] for k in COUNTS if k != "deleted")
     summary: dict[str, Any] = {
         "run_id": run_id, "db": db_path, "dry_run": dry_run, "seen": seen,
@@ -476,16 +477,12 @@ def _under(path: str, roots: list[str]) -> bool:
 
 def _dry_store(db_path: str, params: Any = None) -> Store:
     """An in-memory copy of the database, so a dry run computes real decisions and writes nothing."""
-    import sqlite3
-
     store = Store(":memory:", dedupe=params)
     src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         src.backup(store.conn)
     finally:
         src.close()
-    from .schema import migrate
-
-    migrate(store.db)
+    migrate(store.db)  # the copy may predate this version's schema
     store.ensure_dedupe_current()
     return store

@@ -145,10 +145,8 @@ class Store:
         results: list[Result] = []
         touched_topics: set[str] = set()
         touched_providers: set[str] = set()
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        self.clusters.touched.clear()
-        try:
+        with transaction(self.conn):
+            self.clusters.touched.clear()
             stamp = now()
             for item in outcomes:
                 start = time.perf_counter()
@@ -165,11 +163,6 @@ class Store:
             self.clusters.flush()
             if not self.defer_counts:
                 self._refresh_counts(touched_topics, touched_providers)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return results
 
     def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:

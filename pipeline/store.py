@@ -143,7 +143,6 @@ class Store:
     ) -> list[Result]:
         """Record a batch of files in one transaction; all of it commits or none of it."""
         results: list[Result] = []
-        touched_topics: set[str] = set()
         touched_providers: set[str] = set()
         with transaction(self.conn):
             self.clusters.touched.clear()
@@ -151,8 +150,7 @@ class Store:
             for item in outcomes:
                 start = time.perf_counter()
                 if isinstance(item, Prepared):
-                    result = self._store_article(item, stamp, force, touched_topics,
-                                                 touched_providers)
+                    result = self._store_article(item, stamp, force, touched_providers)
                 elif isinstance(item, Rejection):
                     result = self._store_rejection(item, stamp, run_id)
                 else:
@@ -162,7 +160,7 @@ class Store:
                 results.append(result)
             self.clusters.flush()
             if not self.defer_counts:
-                self._refresh_counts(touched_topics, touched_providers)
+                self._refresh_counts(touched_providers)
         return results
 
     def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:
@@ -186,7 +184,7 @@ class Store:
         return Result(facts.path, "rejected", decision=f"{item.stage}: {item.reason}")
 
     def _store_article(
-        self, item: Prepared, stamp: str, force: bool, topics: set[str], providers: set[str]
+        self, item: Prepared, stamp: str, force: bool, providers: set[str]
     ) -> Result:
         conn = self.conn
         facts = item.facts
@@ -215,7 +213,7 @@ class Store:
             self._ensure_provider(item, providers)
             conn.execute(self._insert_article, [_sql(row.get(c)) for c in self._article_cols])
             self._insert_version(item, 1, [], stamp)
-            self._replace_children(item, topics)
+            self._replace_children(item)
             placement: Placement | None = self._attach(item)
             # earlier articles that listed this one as related now link to it
             conn.execute(
@@ -247,7 +245,7 @@ class Store:
                     self._update_article,
                     [_sql(row.get(c)) for c in self._updatable] + [aid],
                 )
-                self._replace_children(item, topics)
+                self._replace_children(item)
                 if content_changed:
                     decision += f"; version {version}"
                 placement = self._reattach(
@@ -321,7 +319,6 @@ class Store:
         conn = self.conn
         assign = ", ".join(f'"{c}" = ?' for c in columns)
         changes: list[dict[str, Any]] = []
-        touched_topics: set[str] = set()
         touched_providers: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -338,11 +335,11 @@ class Store:
                 if changed:
                     conn.execute(f"UPDATE articles SET {assign} WHERE id = ?", [*new, aid])
                 if children:
-                    self._replace_children(item, touched_topics)
+                    self._replace_children(item)
                 after = self._children_of(aid) if children else {}
                 changes.append({"id": aid, "columns": changed,
                                 "children": [t for t in before if before[t] != after[t]]})
-            self._refresh_counts(touched_topics, touched_providers)
+            self._refresh_counts(touched_providers)
             conn.execute("ROLLBACK" if dry_run else "COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -493,10 +490,11 @@ class Store:
 
     def _ensure_provider(self, item: Prepared, providers: set[str]) -> None:
         """Provider rows for the article and for the providers its related items name (evidence,
-        no article is created from them); names and counts are settled in ``_refresh_counts``."""
+        no article is created from them); triggers keep their counts, ``_refresh_counts`` settles
+        their names and logos."""
         conn = self.conn
         aid = item.article_id
-        # the domains this article counted for until now get re-counted too
+        # the domains this article counted for until now may lose their name or logo too
         providers.update(r[0] for r in conn.execute(
             "SELECT provider_id FROM articles WHERE id = ? AND provider_id IS NOT NULL "
             "UNION SELECT provider_domain FROM related WHERE article_id = ? "
@@ -525,12 +523,9 @@ class Store:
         if first:
             row["age_at_ingest_s"] = age_seconds(row.get("published_at"), first)
 
-    def _replace_children(self, item: Prepared, topics: set[str]) -> None:
+    def _replace_children(self, item: Prepared) -> None:
         conn = self.conn
         aid = item.article_id
-        old_topics = [r[0] for r in conn.execute(
-            "SELECT topic FROM article_topics WHERE article_id = ?", (aid,))]
-        topics.update(old_topics)
         for table in ("article_topics", "images", "related"):
             conn.execute(f"DELETE FROM {table} WHERE article_id = ?", (aid,))
         seen: dict[str, str] = {}
@@ -547,7 +542,6 @@ class Store:
             "INSERT INTO article_topics (article_id, topic) VALUES (?, ?)",
             [(aid, slug) for slug in seen],
         )
-        topics.update(seen)
         conn.executemany(
             "INSERT INTO images (article_id, position, kind, url, width, height, is_cached, "
             "title, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -568,28 +562,33 @@ class Store:
         )
 
     def refresh_all_counts(self) -> None:
-        """Settle every provider's and topic's aggregates (after a bulk load, or on the start
-        after one was interrupted): one pass, O(database)."""
+        """Settle every provider's and topic's aggregates from scratch (after a bulk load, which
+        runs without the triggers that keep them, or on the start after one was interrupted):
+        one pass, O(database)."""
         with transaction(self.conn) as conn:
-            self._refresh_counts({t for (t,) in conn.execute("SELECT slug FROM topics")},
-                                 {p for (p,) in conn.execute("SELECT domain FROM providers")})
+            conn.execute("DELETE FROM provider_names")
+            conn.execute(
+                "INSERT INTO provider_names (domain, name, uses) SELECT domain, name, count(*) "
+                "FROM (SELECT provider_id AS domain, provider_name AS name FROM articles UNION ALL "
+                "SELECT provider_domain, provider_name FROM related) "
+                "WHERE domain IS NOT NULL AND name IS NOT NULL GROUP BY domain, name")
+            conn.execute("UPDATE topics SET articles = (SELECT count(*) FROM article_topics "
+                         "WHERE topic = topics.slug)")
+            conn.execute(
+                "UPDATE providers SET articles = (SELECT count(*) FROM articles WHERE provider_id "
+                "= providers.domain), mentions = (SELECT count(*) FROM related "
+                "WHERE provider_domain = providers.domain)")
+            self._refresh_counts({p for (p,) in conn.execute("SELECT domain FROM providers")})
 
-    def _refresh_counts(self, topics: set[str], providers: set[str]) -> None:
+    def _refresh_counts(self, providers: set[str]) -> None:
+        """The name and logo of the providers a batch touched (the counts themselves are kept
+        by triggers, see ``schema._aggregate_sql``)."""
         self.conn.executemany(
-            "UPDATE topics SET articles = (SELECT count(*) FROM article_topics "
-            "WHERE topic = topics.slug) WHERE slug = ?",
-            [(t,) for t in topics],
-        )
-        self.conn.executemany(
-            "UPDATE providers SET articles = (SELECT count(*) FROM articles "
-            "WHERE provider_id = providers.domain), mentions = (SELECT count(*) FROM related "
-            "WHERE provider_domain = providers.domain), "
+            "UPDATE providers SET "
             # the best display name: the most frequent one (a one-off odd name loses), shorter
             # on a tie
-            "name = coalesce((SELECT name FROM (SELECT provider_name AS name FROM articles "
-            "WHERE provider_id = ?1 AND provider_name IS NOT NULL UNION ALL SELECT provider_name "
-            "FROM related WHERE provider_domain = ?1 AND provider_name IS NOT NULL) "
-            "GROUP BY name ORDER BY count(*) DESC, length(name), name LIMIT 1), name), "
+            "name = coalesce((SELECT name FROM provider_names WHERE domain = ?1 "
+            "ORDER BY uses DESC, length(name), name LIMIT 1), name), "
             # the logo of its latest-published article that has one: the same whatever order
             # the files came in (the last file written would depend on it)
             "logo_url = coalesce((SELECT i.url FROM articles a JOIN images i ON i.article_id "

@@ -55,7 +55,6 @@ from .config import Settings
 from .dberrors import DatabaseDamaged, kind as db_error_kind, retry_locked
 from .ingest import Ingestor, folder_matcher, is_candidate, sync, walk
 from .logs import get_logger
-from .prepare import prepare_file
 from .store import COUNTS, Result, Store, now
 
 log = get_logger()
@@ -359,7 +358,6 @@ class Daemon:
                 lambda: Store(self.settings.db, self.settings.busy_timeout_ms,
                               dedupe=self.settings.dedupe.params()), "open")
             self.run_id = self._retrying(lambda: store.begin_run("watch", self.roots), "begin run")
-            # the pool forks before any watcher thread exists
             with Ingestor(self.settings, store, run_id=self.run_id) as ingestor:
                 self.ingestor = ingestor
                 ingestor.should_stop = lambda: bool(self._signalled) or self._stopping.is_set()
@@ -373,7 +371,7 @@ class Daemon:
                     "started_at": now(), "updated_at": now(), "files_processed": 0, "rejects": 0,
                     "queue_depth": 0, "pending": 0,
                 }, reset=True)
-                _warm_up(ingestor)
+                ingestor.warm_up(workers=True)
                 self._reconcile_now("start")
                 self.ready.set()
                 self._loop()
@@ -720,34 +718,6 @@ class Daemon:
             log.warning("heartbeat", outcome="failed", error=str(exc))
         self._dirty = False
         self._last_beat = clock
-
-
-_SAMPLE = """---
-title: "Warm-up &amp; sample"
-excerpt: "Not stored."
-publishedDateTime: 2020-01-01T00:00:00Z
-webUrl: "https://www.example.com/warm-up?utm_source=x"
-provider:
-  name: Example
-  domain: example.com
-images:
-  - url: "https://example.com/a.jpg"
-related:
-  - title: "Other"
-    webUrl: "https://example.org/other"
----
-"""
-
-
-def _warm_up(ingestor: Ingestor) -> None:
-    """Run the pure stages once on a sample (never stored) so the first real file does not pay
-    for lazy set-up (the public-suffix list, validators, YAML): ~0.4 s here, not latency."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8") as fh:
-        fh.write(_SAMPLE)
-        fh.flush()
-        prepare_file(fh.name, ingestor.options)
 
 
 def _iso(epoch: float) -> str | None:

@@ -67,3 +67,34 @@ def test_aggregates_are_settled_after_a_bulk_load_and_after_a_crash(corpus, tmp_
     Store(str(bulk_db)).close()  # the next start
     for sql in aggregates:
         assert query(bulk_db, sql) == query(plain_db, sql)
+
+
+def test_aggregates_kept_by_triggers_equal_a_recount(corpus, tmp_path, settings):
+    """Outside bulk loads, triggers keep provider and topic counts (and provider names' uses)
+    row by row: after edits that move articles between providers, rename them, change their
+    topics and related items, and deletes, they equal a recount from scratch."""
+    import re
+
+    from .conftest import article_text, copy_corpus, write
+
+    inbox = copy_corpus(corpus, tmp_path / "inbox")
+    plain = settings.model_copy(update={"bulk_min_files": 0})
+    backfill(plain, [str(inbox)])
+    files = sorted(inbox.rglob("*.md"))
+    for path in files[:15]:  # the provider's display name changes
+        text = path.read_text(encoding="utf-8")
+        write(path, re.sub(r"(?m)^(provider:\n  name:) .*$", r"\1 Renamed Outlet", text, count=1))
+    for n, path in enumerate(files[15:30]):  # another article, provider, topics, no related
+        write(path, article_text(title=f"Replaced {n}", url=f"https://example.com/replaced/{n}"))
+    for path in files[30:40]:
+        path.unlink()
+    backfill(plain, [str(inbox)])
+    aggregates = ("select domain, name, articles, mentions, logo_url from providers order by 1",
+                  "select slug, name, articles from topics order by 1",
+                  "select domain, name, uses from provider_names order by 1, 2")
+    kept = [query(settings.db, sql) for sql in aggregates]
+    assert scalar(settings.db, "select count(*) from providers where name = 'Renamed Outlet'")
+    store = Store(str(settings.db))
+    store.refresh_all_counts()
+    store.close()
+    assert [query(settings.db, sql) for sql in aggregates] == kept

@@ -21,7 +21,7 @@ from .enrichers.topics import slug as topic_slug
 from . import dedupe
 from .clusters import Clusters, Placement
 from .records import Outcome, Prepared, Rejection, Skipped
-from .schema import article_columns, connect, migrate, transaction
+from .schema import Checkpointer, article_columns, connect, migrate, transaction
 
 # Outcomes of one file, as counted in run summaries and ingest_runs.
 COUNTS = ("new", "updated", "unchanged", "duplicate", "rejected", "skipped", "deleted")
@@ -67,6 +67,7 @@ class Store:
         dedupe: dedupe.DedupeParams | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self._checkpointer: Checkpointer | None = None
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -99,8 +100,17 @@ class Store:
         with transaction(self.conn):
             return self.clusters.ensure_current()
 
+    def checkpoint_in_background(self, interval_s: float = 1.0) -> None:
+        """Leave WAL checkpoints to a thread (see ``schema.Checkpointer``), for the daemon."""
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = Checkpointer(self.path, interval_s)
+        self._checkpointer.start()
+
     def close(self) -> None:
-        self.conn.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.conn.close()  # the last connection to close checkpoints the rest
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -357,6 +357,7 @@ class Daemon:
             store = self.store = self._retrying(
                 lambda: Store(self.settings.db, self.settings.busy_timeout_ms,
                               dedupe=self.settings.dedupe.params()), "open")
+            store.checkpoint_in_background()
             self.run_id = self._retrying(lambda: store.begin_run("watch", self.roots), "begin run")
             with Ingestor(self.settings, store, run_id=self.run_id) as ingestor:
                 self.ingestor = ingestor

@@ -98,6 +98,16 @@ def test_new_file(start, inbox, db_path):
         ("Story a", 1, None)]
 
 
+def test_checkpoints_run_in_the_background(start, inbox, db_path):
+    """The daemon's commits never copy the WAL into the database themselves (that made one
+    commit in ~100 slow); a thread does it, so the database file fills while the daemon runs."""
+    start()
+    paths = [write(inbox / f"cp{i}.md", art(f"cp{i}")) for i in range(20)]
+    wait_for(lambda: all(ingested(db_path, p) for p in paths), what="the files")
+    # without a checkpoint, everything since the database was created is still in the WAL
+    wait_for(lambda: os.path.getsize(db_path) > 200_000, what="a checkpoint")
+
+
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 def test_file_written_in_chunks_is_ingested_once(start, inbox, db_path, tmp_path, polling):
     start(polling=polling, poll_interval_s=0.1)

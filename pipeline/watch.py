@@ -540,8 +540,10 @@ class Daemon:
             self._ready[path] = False
         elif kind in ("touch", "gone"):
             self._ready.pop(path, None)
-            # with close events, a created file's own close event says when it is complete
-            self._wait(path, trust_stat=False, now_if_idle=kind == "touch" and self.polling)
+            # a created or modified file nobody writes any more is complete: its close event
+            # may never come (created in a new folder before its watch was set; that wait of a
+            # quiet period was 1% of the files in bench_watch, its p99)
+            self._wait(path, trust_stat=False, now_if_idle=kind == "touch")
         elif kind == "move":
             self._move(path, dest)
         elif kind == "dir_new":

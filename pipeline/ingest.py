@@ -301,13 +301,15 @@ class Ingestor:
         return lambda: pending.get()
 
     def ingest(
-        self, paths: Iterable[str], on_batch: Callable[[list[Result]], None] | None = None
+        self, paths: Iterable[str], on_batch: Callable[[list[Result]], None] | None = None,
+        batch_size: int | None = None,
     ) -> Counter[str]:
-        """Ingest paths in batches; two batches in flight (one being prepared, one written).
+        """Ingest paths in batches (one transaction each; ``batch_size`` files, by default the
+        setting's); two batches in flight (one being prepared, one written).
 
         When ``should_stop()`` turns true (the daemon got SIGTERM), the batch in flight is
         committed and the rest is left for the next run."""
-        size = self.settings.batch_size
+        size = batch_size or self.settings.batch_size
         batch: list[str] = []
         in_flight: Callable[[], list[Outcome]] | None = None
         for path in paths:

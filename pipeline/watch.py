@@ -172,6 +172,10 @@ def open_for_writing(path: str) -> bool | None:
         os.close(fd)
 
 
+# Under a backlog, one flush takes up to this many transactions' worth of files, so that the
+# workers prepare the next transaction while the writer commits one (as in a backfill).
+_FLUSH_BATCHES = 4
+
 # A file gone whose bytes appeared elsewhere this recently was moved, not deleted.
 _MOVE_WINDOW_S = 10.0
 
@@ -515,7 +519,7 @@ class Daemon:
     def _drain(self) -> None:
         """Take what else is queued: batching happens only when there is a backlog."""
         limit = time.monotonic() + self.cfg.batch_max_ms / 1000
-        while (len(self._ready) < self.cfg.batch_max_files
+        while (len(self._ready) < self.cfg.batch_max_files * _FLUSH_BATCHES
                and len(self._waiting) + len(self._ready) < self.cfg.queue_max
                and time.monotonic() < limit):
             try:
@@ -609,7 +613,7 @@ class Daemon:
     def _flush(self) -> None:
         """Write one batch of complete files (and record vanished ones) in the shared path."""
         batch: list[tuple[str, bool]] = []
-        while self._ready and len(batch) < self.cfg.batch_max_files:
+        while self._ready and len(batch) < self.cfg.batch_max_files * _FLUSH_BATCHES:
             path = next(iter(self._ready))
             batch.append((path, self._ready.pop(path)))
         to_read: list[str] = []
@@ -633,7 +637,8 @@ class Daemon:
             self._remember(path, full)
         try:
             if to_read:
-                self.ingestor.ingest(to_read, on_batch=self._committed)
+                self.ingestor.ingest(to_read, on_batch=self._committed,
+                                     batch_size=self.cfg.batch_max_files)
             if gone:
                 since = _iso(time.time() - _MOVE_WINDOW_S)
                 for old, new in self._retrying(

@@ -56,7 +56,17 @@ def registered_domain(url: str | None) -> str | None:
     if not url:
         return None
     url = amp_origin(url) or url
-    result = _tld_extract()(url)
+    try:
+        host = urlsplit(url if "//" in url else f"//{url}").hostname
+    except ValueError:  # e.g. a malformed IPv6 literal: let tldextract make what it can of it
+        host = None
+    return _host_domain(host) if host else _host_domain(url)
+
+
+@lru_cache(maxsize=16384)
+def _host_domain(host: str) -> str | None:
+    # by host, cached: hosts repeat where URLs do not (tldextract costs ~50 µs a call)
+    result = _tld_extract()(host)
     domain = getattr(result, "top_domain_under_public_suffix", None)
     if domain is None:
         domain = result.registered_domain

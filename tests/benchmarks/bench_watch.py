@@ -74,6 +74,12 @@ def peak_rss_kb(pid: int) -> dict[str, int]:
     return {"daemon_kb": hwm(pid), "workers_kb": [hwm(c) for c in children]}
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (steadier than latency on a busy box)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
@@ -126,6 +132,7 @@ def main() -> int:
         poller.start()
 
         # steady phase
+        cpu_before = cpu_s(daemon.pid)
         closed: dict[str, float] = {}
         start = time.perf_counter()
         for i in range(steady_n):
@@ -146,6 +153,9 @@ def main() -> int:
             "p50_ms": round(pct(lat, 50), 1), "p90_ms": round(pct(lat, 90), 1),
             "p99_ms": round(pct(lat, 99), 1), "max_ms": round(max(lat), 1),
             "mean_ms": round(statistics.mean(lat), 1),
+            # the daemon process alone (its worker processes not counted)
+            "daemon_cpu_ms_per_file": round((cpu_s(daemon.pid) - cpu_before) * 1000 / steady_n, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
         }
         print(json.dumps({"steady": steady}), flush=True)
         slow = sorted(((poller.seen[p] - t) * 1000, p) for p, t in closed.items())[-5:]
@@ -157,6 +167,7 @@ def main() -> int:
         # burst phase
         burst_paths: dict[str, float] = {}
         t0 = time.perf_counter()
+        cpu_before = cpu_s(daemon.pid)
         for j in range(args.burst):
             name, data = payloads[steady_n + j]
             path = str(inbox / "burst" / f"{j // 1000:03d}" / name)
@@ -171,6 +182,8 @@ def main() -> int:
         burst = {
             "files": args.burst, "write_s": round(written, 2), "drain_s": round(drain, 2),
             "files_per_s": round(args.burst / drain, 1),
+            "daemon_cpu_ms_per_file": round((cpu_s(daemon.pid) - cpu_before) * 1000 / args.burst, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
         }
         mem = peak_rss_kb(daemon.pid)
         print(json.dumps({"burst": burst, "memory": mem}), flush=True)

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rensa import RMinHash
 from url_normalize import url_normalize
 
-from .validate import Article
+if TYPE_CHECKING:  # the writer needs this module, not the validation model
+    from .validate import Article
 
 STAGE = "dedupe"
 

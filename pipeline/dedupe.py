@@ -95,7 +95,10 @@ def canonical_url(url: str, tracking_params: Iterable[str]) -> str:
     return _canonical(url, tuple(tracking_params))
 
 
-@lru_cache(maxsize=16_384)
+# 2,048 entries: repeats come close together (a story's related items recur in the articles
+# published around it); on 10,000 generated files 2,048 entries had the hits of 16,384, and
+# the three caches at 16,384 held ~19 MB more in each worker.
+@lru_cache(maxsize=2048)
 def _canonical(url: str, tracking_params: tuple[str, ...]) -> str:
     normal = normalize_url(url.strip().partition("#")[0])  # the fragment goes anyway
     parts = urlsplit(normal)

@@ -33,7 +33,7 @@ def clean_text(value: str | None) -> str | None:
     return _clean(value)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)  # see dedupe._canonical for the size
 def _clean_cached(value: str) -> str:
     """Related items' titles and excerpts repeat across many articles: clean each once."""
     return _clean(value)

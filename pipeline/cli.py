@@ -9,13 +9,17 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import logs
-from .config import ConfigError, Settings, dump_settings, load_settings
-from .dberrors import describe
+
+# The configuration (pydantic-settings) and everything else are imported by the commands that
+# need them, not here: multiprocessing re-imports the main script, hence this module, in every
+# worker process, and pydantic-settings and structlog cost each one ~37 MB and ~0.3 s here.
+if TYPE_CHECKING:
+    from .config import Settings
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,6 +47,8 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def settings_from(common: dict[str, Any], **overrides: Any) -> Settings:
     """Load settings (flags > env > file > defaults) and set up logging, or exit 2 with why."""
+    from .config import ConfigError, load_settings
+
     common = dict(common)
     config_file = common.pop("config_file", None)
     try:
@@ -54,6 +60,12 @@ def settings_from(common: dict[str, Any], **overrides: Any) -> Settings:
         file_level=settings.log_file_level,
     )
     return settings
+
+
+def _describe(settings: Settings, exc: BaseException) -> str:
+    from .dberrors import describe
+
+    return describe(str(settings.db), exc)
 
 
 @contextlib.contextmanager
@@ -118,7 +130,7 @@ def backfill(paths: tuple[str, ...], db: str | None, workers: int | None, force:
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(describe(str(settings.db), exc)) from exc
+        raise click.ClickException(_describe(settings, exc)) from exc
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -170,7 +182,7 @@ def reprocess(db: str | None, only: tuple[str, ...], dry_run: bool, as_json: boo
         with progress_bar(progress, "article", "reprocess") as bar:
             summary = run_reprocess(settings, list(only) or None, dry_run=dry_run, **bar)
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(describe(str(settings.db), exc)) from exc
+        raise click.ClickException(_describe(settings, exc)) from exc
     click.echo(json.dumps(summary) if as_json else _reprocess_text(summary))
 
 
@@ -217,7 +229,7 @@ def serve(db: str | None, host: str | None, port: int | None, open_browser: bool
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(describe(str(settings.db), exc)) from exc
+        raise click.ClickException(_describe(settings, exc)) from exc
 
 
 @main.command(context_settings=CONTEXT)
@@ -250,7 +262,7 @@ def watch(paths: tuple[str, ...], db: str | None, polling: bool | None, json_log
     except AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(describe(str(settings.db), exc)) from exc
+        raise click.ClickException(_describe(settings, exc)) from exc
 
 
 @main.command("run", context_settings=CONTEXT)
@@ -295,7 +307,7 @@ def status(db: str | None, as_json: bool, _common: dict[str, Any]) -> None:
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.Error as exc:
-        raise click.ClickException(describe(str(settings.db), exc)) from exc
+        raise click.ClickException(_describe(settings, exc)) from exc
     click.echo(json.dumps(report) if as_json else format_status(report))
     sys.exit(0 if report["daemon"]["state"] == "alive" else 1)
 
@@ -343,6 +355,8 @@ def doctor(db: str | None, repair: bool, resync: tuple[str, ...], as_json: bool,
 @common_options
 def config_cmd(as_json: bool, _common: dict[str, Any]) -> None:
     """Print the effective configuration (defaults < file < environment < flags)."""
+    from .config import dump_settings
+
     settings = settings_from(_common)
     data = dump_settings(settings)
     if as_json:

@@ -60,7 +60,10 @@ class Placement:
                 f"{self.score}); cluster {self.cluster_id}, {self.links} link(s)")
 
 
-@lru_cache(maxsize=8192)
+# A candidate's features (~11 KB each: sets of shingles) are rarely needed twice: on 20,000
+# generated files 8,192 entries gave 195 hits for 1,942 misses and 1,024 gave 180, but 8,192
+# entries held ~90 MB of the writer's memory once full (at 100,000 files).
+@lru_cache(maxsize=1024)
 def _features(values: tuple[Any, ...], params: DedupeParams) -> Features:
     return dedupe.features(dict(zip(_CANDIDATE_COLUMNS, values, strict=True)), params)
 

@@ -10,26 +10,32 @@ from __future__ import annotations
 import errno
 import fnmatch
 import multiprocessing
+import operator
 import os
 import re
 import stat as stat_mod
-import signal
 import sqlite3
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
-from . import logs, parse
+from . import logs
 from .config import Settings, enricher_options
 from .dberrors import retry_locked
 from .logs import get_logger
-from .prepare import Options, prepare_file
 from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
 from .schema import begin_bulk, end_bulk, migrate
 from .store import COUNTS, Result, Store
+
+# The stages (parse, validate, enrich: YAML, pydantic models, ftfy, the language model) are
+# imported on the first file to read, not here: a run over an unchanged tree never needs them
+# (they were ~0.4 s of its start-up).
+if TYPE_CHECKING:
+    from .prepare import Options
 
 log = get_logger()
 
@@ -44,14 +50,29 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], Any]:
     return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
+@lru_cache(maxsize=16)
+def _candidate(patterns: tuple[str, ...], ignore: tuple[str, ...]) -> Callable[[str], Any]:
+    """One regex for "matches a pattern and no ignore pattern": one match per name, not two."""
+    if not patterns:
+        return lambda name: None
+    keep = "|".join(fnmatch.translate(p) for p in patterns)
+    if not ignore:
+        return re.compile(keep).match
+    drop = "|".join(fnmatch.translate(p) for p in ignore)
+    return re.compile(f"(?!{drop})(?:{keep})").match
+
+
 def is_candidate(name: str, patterns: Iterable[str], ignore: Iterable[str]) -> bool:
     """An article file by name: matches a pattern and no ignore pattern (hidden, temp, swap)."""
-    return bool(_matcher(tuple(patterns))(name)) and not _matcher(tuple(ignore))(name)
+    return _candidate(tuple(patterns), tuple(ignore))(name) is not None
 
 
 def folder_matcher(settings: Settings) -> Callable[[str], Any]:
     """Folder names never descended into: the hidden ones among the ignore patterns."""
     return _matcher(tuple(p for p in settings.ignore if p.startswith(".")))
+
+
+_name = operator.attrgetter("name")
 
 
 @dataclass(slots=True)
@@ -84,6 +105,7 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
     with ``problem`` set, so they get a rejection that says why. A root may be a single file.
     """
     patterns, ignore = tuple(settings.patterns), tuple(settings.ignore)
+    candidate_name = _candidate(patterns, ignore)  # looked up once, not per name
     follow = settings.follow_symlinks
     dir_ignore = folder_matcher(settings)
     real_roots = [os.path.realpath(r) for r in roots]
@@ -125,28 +147,30 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
         seen_dirs.add(key)
         try:
             with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except OSError as exc:
             log.warning("walk.unreadable", path=path, error=exc.strerror)
             return
+        # entry.path is already absolute and normal (a normalised root joined with plain names),
+        # so no os.path.abspath per file (~1 µs each)
         for entry in entries:
-            candidate = is_candidate(entry.name, patterns, ignore)
+            candidate = candidate_name(entry.name) is not None
             try:
                 if entry.is_symlink():
                     yield from linked(entry, candidate)
                 elif entry.is_dir(follow_symlinks=False):
                     if candidate:
                         est = entry.stat(follow_symlinks=False)
-                        yield Found(os.path.abspath(entry.path), 0, est.st_mtime_ns,
+                        yield Found(entry.path, 0, est.st_mtime_ns,
                                     "a folder, not a file (its contents are still ingested)")
                     if not dir_ignore(entry.name):
                         yield from folder(entry.path, entry.stat(follow_symlinks=False))
                 elif candidate:
                     est = entry.stat(follow_symlinks=False)
                     if stat_mod.S_ISREG(est.st_mode):
-                        yield Found(os.path.abspath(entry.path), est.st_size, est.st_mtime_ns)
+                        yield Found(entry.path, est.st_size, est.st_mtime_ns)
                     else:
-                        yield Found(os.path.abspath(entry.path), 0, est.st_mtime_ns,
+                        yield Found(entry.path, 0, est.st_mtime_ns,
                                     f"{_kind(est.st_mode)}, not a regular file")
             except OSError:
                 continue  # vanished while we looked: nothing to ingest
@@ -162,55 +186,11 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
 
 # -- workers ----------------------------------------------------------------------------------
 
-_worker_options: Options | None = None
-
-# A sample article run through the pure stages (never stored) so that the first real file does
-# not pay for their lazy set-up (the public-suffix list, the language model, validators): ~0.4 s.
-_SAMPLE = """---
-title: "Warm-up &amp; sample"
-excerpt: "Not stored: this text only warms up the stages."
-publishedDateTime: 2020-01-01T00:00:00Z
-webUrl: "https://www.example.com/warm-up?utm_source=x"
-provider:
-  name: Example
-  domain: example.com
-images:
-  - url: "https://example.com/a.jpg"
-related:
-  - title: "Other"
-    webUrl: "https://example.org/other"
----
-"""
-
-
-def _warm(options: Options) -> None:
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8") as fh:
-        fh.write(_SAMPLE)
-        fh.flush()
-        prepare_file(fh.name, options)
-
-
-def _init_worker(options: Options, in_worker: bool = False, warmed: Any = None) -> None:
-    global _worker_options
-    _worker_options = options
-    if in_worker:  # Ctrl-C reaches the whole process group; the parent decides what stops
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if warmed is not None:  # a semaphore the parent waits on (Ingestor.warm_up)
-        _warm(options)
-        warmed.release()
-
-
-def _work(path: str) -> Outcome:
-    assert _worker_options is not None
-    try:
-        return prepare_file(path, _worker_options)
-    except Exception as exc:  # a bug must cost one file, never the run
-        return Rejection(FileFacts(path, 0, 0), "parse", f"internal error: {type(exc).__name__}: {exc}")
-
 
 def options_from(settings: Settings) -> Options:
+    from . import parse
+    from .prepare import Options
+
     return Options(
         max_file_bytes=settings.max_file_bytes,
         tracking_params=tuple(settings.dedupe.tracking_params),
@@ -225,7 +205,7 @@ def _context() -> Any:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        ctx.set_forkserver_preload(["pipeline.ingest"])
+        ctx.set_forkserver_preload(["pipeline.prepare"])
     return ctx
 
 
@@ -247,12 +227,15 @@ class Ingestor:
         self.store = store
         self.force = force
         self.run_id = run_id
-        self.options = options_from(settings)
         self.workers = workers if workers is not None else settings.effective_workers
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
         self._pool: Any = None
         self.should_stop: Callable[[], bool] = lambda: False
-        _init_worker(self.options)  # the in-process path uses the same options
+
+    @cached_property
+    def options(self) -> Options:
+        """The pure stages' options, made on the first file to read (this imports the stages)."""
+        return options_from(self.settings)
 
     def __enter__(self) -> Ingestor:
         return self
@@ -270,14 +253,17 @@ class Ingestor:
         return self._pool
 
     def _start_pool(self, ctx: Any, warmed: Any = None) -> Any:
-        return ctx.Pool(self.workers, initializer=_init_worker,
-                        initargs=(self.options, True, warmed))
+        from .prepare import init_worker
+
+        return ctx.Pool(self.workers, initializer=init_worker, initargs=(self.options, warmed))
 
     def warm_up(self, workers: bool = False) -> None:
         """Pay the stages' set-up now, not on the first files: in this process and, with
         ``workers``, in a started pool too (the daemon: else its first batch big enough for the
         pool waited ~1 s for the pool to start, a latency spike measured in bench_watch)."""
-        _warm(self.options)
+        from .prepare import warm
+
+        warm(self.options)
         if workers and self.workers > 1 and self._pool is None:
             ctx = _context()
             warmed = ctx.Semaphore(0)
@@ -294,10 +280,13 @@ class Ingestor:
             self._pool = None
 
     def _prepare_async(self, paths: list[str]) -> Callable[[], list[Outcome]]:
+        from .prepare import work
+
         if self.workers <= 1 or len(paths) < self.pool_min:
-            return lambda: [_work(p) for p in paths]
+            options = self.options
+            return lambda: [work(p, options) for p in paths]
         chunk = max(1, min(64, len(paths) // (self.workers * 4)))
-        pending = self._workers().map_async(_work, paths, chunksize=chunk)
+        pending = self._workers().map_async(work, paths, chunksize=chunk)
         return lambda: pending.get()
 
     def ingest(
@@ -386,24 +375,6 @@ def log_stages(outcome: Outcome, result: Result, log: Any = log) -> None:
 # -- backfill -------------------------------------------------------------------------------------
 
 
-def plan(
-    found: Iterable[Found], known: dict[str, tuple[int, int, str]], force: bool
-) -> tuple[list[Found], int]:
-    """Split walked files into those to read and the count skipped on stat alone."""
-    todo: list[Found] = []
-    unchanged = 0
-    for f in found:
-        prev = known.get(f.path)
-        if (
-            not force and prev is not None and prev[0] == f.size and prev[1] == f.mtime_ns
-            and prev[2] != "deleted"
-        ):
-            unchanged += 1
-        else:
-            todo.append(f)
-    return todo, unchanged
-
-
 def backfill(
     settings: Settings,
     roots: list[str],
@@ -476,52 +447,143 @@ def sync(
     syncs on start and on a timer. ``defer(path, mtime_ns or None if gone)`` lets the daemon
     keep files it already tracks (or that are still being written) out of this pass; the
     deferred paths are returned.
+
+    Memory does not grow with the number of files: the stored stats are read folder by folder
+    as the walk reaches each one (``_Known``) and the files to read wait in a ``_Spool``.
     """
     store = ingestor.store
-    found = list(walk(roots, ingestor.settings))
-    known = store.source_stats()
-    todo, unchanged = plan(found, known, force)
+    known = _Known(store, roots)
+    found = unchanged = 0
+    problems: list[Found] = []
     deferred: list[str] = []
-    if defer is not None:
-        deferred = [f.path for f in todo if not f.problem and defer(f.path, f.mtime_ns)]
-        if deferred:
-            held = set(deferred)
-            todo = [f for f in todo if f.path not in held]
-    if on_total:
-        on_total(len(found))
-    if progress and unchanged:
-        progress(unchanged)
-    ingestor.counts["unchanged"] += unchanged
-    on_batch = (lambda r: progress(len(r))) if progress else None
-    problems = [f for f in todo if f.problem]
-    if problems:  # not readable as files: rejected with the reason the walk found
-        ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse", f.problem)
-                        for f in problems], on_batch)
-    paths = [f.path for f in todo if not f.problem]
-    threshold = ingestor.settings.bulk_min_files
-    bulk = (threshold > 0 and len(paths) >= threshold and store.path != ":memory:"
-            and len(paths) >= store.article_count())
-    if bulk:
-        log.info("bulk.start", files=len(paths))
-        begin_bulk(store.db)
-        store.defer_counts = True
+    todo = _Spool()
     try:
-        ingestor.ingest(paths, on_batch=on_batch)
+        for f in walk(roots, ingestor.settings):
+            found += 1
+            prev = known.pop(f.path)
+            if (
+                not force and prev is not None and prev[0] == f.size and prev[1] == f.mtime_ns
+                and prev[2] != "deleted"
+            ):
+                unchanged += 1
+            elif f.problem:
+                problems.append(f)
+            elif defer is not None and defer(f.path, f.mtime_ns):
+                deferred.append(f.path)
+            else:
+                todo.add(f.path)
+        gone = [p for p in known.unseen() if not (defer is not None and defer(p, None))]
+        if on_total:
+            on_total(found)
+        if progress and unchanged:
+            progress(unchanged)
+        ingestor.counts["unchanged"] += unchanged
+        on_batch = (lambda r: progress(len(r))) if progress else None
+        if problems:  # not readable as files: rejected with the reason the walk found
+            ingestor.write([Rejection(FileFacts(f.path, f.size, f.mtime_ns), "parse", f.problem)
+                            for f in problems], on_batch)
+        threshold = ingestor.settings.bulk_min_files
+        bulk = (threshold > 0 and len(todo) >= threshold and store.path != ":memory:"
+                and len(todo) >= store.article_count())
+        if bulk:
+            log.info("bulk.start", files=len(todo))
+            begin_bulk(store.db)
+            store.defer_counts = True
+        try:
+            ingestor.ingest(todo, on_batch=on_batch)
+        finally:
+            store.defer_counts = False
     finally:
-        store.defer_counts = False
+        todo.close()
     if bulk:  # (on an error the next start's migrate and Store settle it instead)
         start = time.perf_counter()
         end_bulk(store.db)
         store.refresh_all_counts()
         log.info("bulk.end", rebuild_s=round(time.perf_counter() - start, 3))
-    seen_paths = {f.path for f in found}
-    gone = [p for p in known if p not in seen_paths and _under(p, roots)
-            and known[p][2] != "deleted" and not (defer is not None and defer(p, None))]
     deleted = retry_locked(lambda: store.mark_deleted(gone), what="mark deleted",
                            give_up_after_s=ingestor.settings.lock_retry_s)
     ingestor.counts["deleted"] += deleted
-    return {"found": len(found), "unchanged": unchanged, "ingested": len(todo),
+    return {"found": found, "unchanged": unchanged, "ingested": len(problems) + len(todo),
             "deleted": deleted, "deferred": deferred}
+
+
+class _Known:
+    """The stored (size, mtime_ns, status) of the files under the roots, read folder by folder as
+    the walk reaches each one and forgotten as it meets them: memory holds the rows of the
+    folders being walked, not the whole ``sources`` table (at 100,000 files the table as a dict
+    plus the walked list held ~70 MB)."""
+
+    def __init__(self, store: Store, roots: list[str]) -> None:
+        self.store = store
+        self.roots = roots
+        self.dirs = [r.rstrip(os.sep) + os.sep for r in roots]
+        self.folders: dict[str, dict[str, tuple[int, int, str]]] = {}
+        self.rows = 0  # rows read, under the roots
+        self.root_files: dict[str, tuple[int, int, str] | None] = {}
+
+    def pop(self, path: str) -> tuple[int, int, str] | None:
+        """The stored stats of a walked file, or None for a file not seen before."""
+        if path in self.root_files:  # a root named twice, or also inside a folder root
+            return self.root_files[path]
+        folder = path.rpartition(os.sep)[0] or os.sep
+        rows = self.folders.get(folder)
+        if rows is None:
+            rows = self.folders[folder] = self.store.source_stats_in(folder)
+            inside = (folder + os.sep).startswith(tuple(self.dirs))
+            self.rows += len(rows) if inside else sum(_under(p, self.roots) for p in rows)
+        prev = rows.pop(path, None)
+        if path in self.roots:
+            self.root_files[path] = prev
+        return prev
+
+    def unseen(self) -> list[str]:
+        """Live rows under the roots that the walk did not meet: left in the folders it read, or
+        in folders it never reached (gone, unreadable, hidden), found by a second scan when the
+        row counts say there are such."""
+        gone = [p for rows in self.folders.values() for p, st in rows.items()
+                if st[2] != "deleted" and _under(p, self.roots)]
+        if self.store.count_sources_under(self.roots) != self.rows:
+            gone += [p for p, status in self.store.sources_under(self.roots)
+                     if status != "deleted" and (p.rpartition(os.sep)[0] or os.sep) not in self.folders]
+        return gone
+
+
+class _Spool:
+    """The paths to read, in walk order: in memory up to ``in_memory`` of them, then in a
+    temporary file, so that no list of every file is held (100,000 paths: ~15 MB)."""
+
+    in_memory = 10_000
+
+    def __init__(self) -> None:
+        self.tail: list[str] = []
+        self.file: Any = None
+        self.count = 0
+
+    def add(self, path: str) -> None:
+        self.tail.append(path)
+        self.count += 1
+        if len(self.tail) >= self.in_memory:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile(
+                    "w+", encoding="utf-8", errors="surrogateescape", prefix="pipeline-")
+            self.file.write("\0".join(self.tail) + "\0")  # a path never holds a NUL
+            self.tail = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        if self.file is not None:
+            self.file.seek(0)
+            rest = ""
+            while chunk := self.file.read(1 << 16):
+                *paths, rest = (rest + chunk).split("\0")
+                yield from paths
+        yield from self.tail
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _under(path: str, roots: list[str]) -> bool:

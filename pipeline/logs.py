@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-import structlog
+
+# structlog is imported where it is used, not here: the CLI module imports this one for LEVELS,
+# and worker processes import the CLI module (multiprocessing re-imports the main script), so a
+# top-level import would cost every worker structlog and asyncio (~12.5 MB, ~90 ms here).
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 # Never written to any log, whatever a caller passes.
@@ -38,6 +41,9 @@ class _Sinks:
         self, console_level: str, console_format: str, file: TextIO | None, file_level: str,
         stream: TextIO,
     ) -> None:
+        import structlog
+
+        self.drop = structlog.DropEvent
         self.console_level = LEVELS[console_level]
         self.file_level = LEVELS[file_level]
         self.file = file
@@ -62,7 +68,7 @@ class _Sinks:
                 text = line or _json(event)
             self.stream.write(text + "\n")
             self.stream.flush()
-        raise structlog.DropEvent
+        raise self.drop
 
 
 _open_file: TextIO | None = None
@@ -77,6 +83,8 @@ def configure(
 ) -> None:
     """(Re)configure logging for this process."""
     global _open_file
+    import structlog
+
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -110,4 +118,6 @@ def flush() -> None:
 
 
 def get_logger(**bound: Any) -> Any:
+    import structlog
+
     return structlog.get_logger(**bound)

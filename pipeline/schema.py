@@ -10,12 +10,10 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
-import sqlite_utils
-
-from .enrich import enrichment_columns
-from .logs import get_logger
+from .enrichers import enrichment_columns
 
 SCHEMA_VERSION = 1
 
@@ -298,8 +296,6 @@ WHERE a.deleted_at IS NULL""",
 FTS_TABLE = "articles"
 FTS_COLUMNS = ("title", "excerpt", "body")
 
-_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float, "BLOB": bytes}
-
 # Dedupe look-up tables, WITHOUT ROWID so the primary key is the whole (compact) table:
 # dedupe_keys: LSH band, exact-text, title and URL keys -> article; dedupe_links: confirmed
 # duplicate pairs, both directions, each with its level, score and rule.
@@ -407,14 +403,35 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-def connect(path: str, busy_timeout_ms: int = 30_000) -> sqlite_utils.Database:
+class Database:
+    """An open database: ``conn``, plus sqlite-utils' API on it for whoever wants that.
+
+    sqlite-utils is imported on first use of that API only: it, and numpy, which it imports
+    when installed, cost every command ~0.35 s and ~31 MB here, and nothing here needs it any
+    more (``create_table_sql`` below writes the same SQL; a test compares the two).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @cached_property
+    def utils(self) -> Any:
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.utils, name)
+
+
+def connect(path: str, busy_timeout_ms: int = 30_000) -> Database:
     """Open the database with the pragmas we rely on (WAL: readers never block the writer)."""
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
 class Checkpointer(threading.Thread):
@@ -441,10 +458,14 @@ class Checkpointer(threading.Thread):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy, disk full: the next round tries again;
                     if not self.failures:     # the WAL only grows meanwhile, nothing is lost
+                        from .logs import get_logger
+
                         get_logger().warning("checkpoint", outcome="failed", error=str(exc))
                     self.failures += 1
                     continue
                 if self.failures:
+                    from .logs import get_logger
+
                     get_logger().info("checkpoint", outcome="recovered", failures=self.failures)
                     self.failures = 0
         finally:
@@ -455,24 +476,72 @@ class Checkpointer(threading.Thread):
         self.join(timeout=10)
 
 
-def migrate(db: sqlite_utils.Database) -> bool:
+def create_table_sql(name: str, spec: dict[str, Any]) -> str:
+    """``CREATE TABLE`` for one entry of ``tables()``, as sqlite-utils writes it (the schema of
+    databases made before, and what Datasette and tools expect)."""
+    pk = spec["pk"]
+    refs = {col: (other, other_col) for col, other, other_col in spec.get("foreign_keys", [])}
+    lines = []
+    for col, typ in spec["columns"].items():
+        line = f'   "{col}" {typ}'
+        if col == pk:
+            line += " PRIMARY KEY"
+        if col in refs:
+            line += f' REFERENCES "{refs[col][0]}"("{refs[col][1]}")'
+        lines.append(line)
+    if isinstance(pk, tuple):
+        cols = ", ".join(f'"{c}"' for c in pk)
+        lines.append(f"   PRIMARY KEY ({cols})")
+    return f'CREATE TABLE "{name}" (\n' + ",\n".join(lines) + "\n)"
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """Whether ``migrate`` would find nothing to do: every table, column, index, trigger and view
+    there (views as defined now), and the schema version recorded.
+
+    Read-only (~1 ms): opening an up-to-date database takes no write lock and writes nothing,
+    where ``migrate``'s full check takes the write lock and rewrites the schema version.
+    """
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute("BEGIN")  # one snapshot for all the reads below
+        try:
+            if cur.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                return False
+            have = set(cur.execute("SELECT type, name FROM sqlite_master"))
+            columns = set(cur.execute(
+                "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c "
+                "WHERE m.type = 'table'"))
+            views = dict(cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+        finally:
+            if conn.in_transaction:
+                cur.execute("COMMIT")
+    want = {("table", name) for name in tables()}
+    want |= {("index", index_name(t, cols)) for t, cols, _ in INDEXES}
+    want |= {("table", f"{FTS_TABLE}_fts"), ("table", "dedupe_keys"), ("table", "dedupe_links")}
+    want |= {("trigger", f"{FTS_TABLE}_{suffix}") for suffix in ("ai", "ad", "au")}
+    want |= {("table", "provider_names")} | {("trigger", t) for t in AGGREGATE_TRIGGERS}
+    return (
+        want <= have
+        and all((name, col) in columns
+                for name, spec in tables().items() for col in spec["columns"])
+        and all(views.get(name) == _view_sql(name, select) for name, select in VIEWS.items())
+    )
+
+
+def migrate(db: Database) -> bool:
     """Create what is missing, in one transaction: a crash mid-migration leaves the old schema.
     Returns True when the provider and topic aggregates must be settled (``Store.
     refresh_all_counts``): after an interrupted bulk load (see ``begin_bulk``) or an upgrade."""
     conn = db.conn
+    if is_current(conn):
+        return False
     conn.execute("BEGIN IMMEDIATE")
     try:
         for name, spec in tables().items():
-            columns = {c: _TYPES[t] for c, t in spec["columns"].items()}
-            table = db.table(name)
-            if not table.exists():
-                conn.execute(
-                    db.create_table_sql(
-                        name, columns, pk=spec["pk"], foreign_keys=spec.get("foreign_keys")
-                    )
-                )
+            have = {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
+            if not have:
+                conn.execute(create_table_sql(name, spec))
             else:
-                have = set(table.columns_dict)
                 for col, typ in spec["columns"].items():
                     if col not in have:
                         conn.execute(f'ALTER TABLE "{name}" ADD COLUMN "{col}" {typ}')
@@ -499,7 +568,8 @@ def migrate(db: sqlite_utils.Database) -> bool:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # an interrupted statement may have rolled it back already
+            conn.execute("ROLLBACK")
         raise
     return stale_fts or stale_aggregates
 
@@ -516,7 +586,7 @@ def _exists(conn: sqlite3.Connection, kind: str, name: str) -> bool:
     ).fetchone() is not None
 
 
-def begin_bulk(db: sqlite_utils.Database) -> None:
+def begin_bulk(db: Database) -> None:
     """Stop maintaining the full-text index and the readers' indexes, for a bulk load.
 
     Keeping them up to date row by row costs the single writer about a third of its time;
@@ -535,7 +605,7 @@ def begin_bulk(db: sqlite_utils.Database) -> None:
             conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
 
 
-def end_bulk(db: sqlite_utils.Database) -> None:
+def end_bulk(db: Database) -> None:
     """Rebuild what ``begin_bulk`` dropped (one transaction); the caller then settles the
     provider and topic aggregates (``Store.refresh_all_counts``)."""
     migrate(db)

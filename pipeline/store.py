@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -139,12 +140,28 @@ class Store:
     def article_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM articles").fetchone()[0])
 
-    def source_stats(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (size, mtime_ns, status) for the stat-only skip of unchanged files."""
+    def source_stats_in(self, folder: str) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, status) of the files directly in a folder, for the stat-only
+        skip of unchanged files (one range of the primary key)."""
+        prefix = folder.rstrip(os.sep) + os.sep
         return {
             row[0]: (row[1], row[2], row[3])
-            for row in self.conn.execute("SELECT path, size, mtime_ns, status FROM sources")
+            for row in self.conn.execute(
+                "SELECT path, size, mtime_ns, status FROM sources WHERE path > ? AND path < ? "
+                "AND instr(substr(path, ?), ?) = 0",
+                (prefix, _after(prefix), len(prefix) + 1, os.sep))
         }
+
+    def count_sources_under(self, roots: list[str]) -> int:
+        """Source rows (any status) at or below the roots (files or folders)."""
+        where, args = _under_roots(roots)
+        return int(self.conn.execute(f"SELECT count(*) FROM sources WHERE {where}", args)
+                   .fetchone()[0])
+
+    def sources_under(self, roots: list[str]) -> Iterator[tuple[str, str]]:
+        """(path, status) of the source rows at or below the roots."""
+        where, args = _under_roots(roots)
+        yield from self.conn.execute(f"SELECT path, status FROM sources WHERE {where}", args)
 
     # -- the batch ------------------------------------------------------------------------------
 
@@ -607,6 +624,22 @@ class Store:
             "WHERE domain = ?1",
             [(p,) for p in providers],
         )
+
+
+def _after(prefix: str) -> str:
+    """The least string above every string that starts with ``prefix`` (which ends in a
+    separator): the end of its range in an index."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _under_roots(roots: list[str]) -> tuple[str, list[str]]:
+    """A WHERE clause for paths equal to or below any of the roots (as ``ingest._under``)."""
+    terms, args = [], []
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        terms.append("path = ? OR (path > ? AND path < ?)")
+        args += [root, prefix, _after(prefix)]
+    return "(" + " OR ".join(f"({t})" for t in terms) + ")", args
 
 
 def _default_dedupe_params() -> dedupe.DedupeParams:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..validate import Article
+if TYPE_CHECKING:  # the config reads the registry on every start; validation is not needed then
+    from ..validate import Article
 
 Row = dict[str, Any]
 

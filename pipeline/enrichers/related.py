@@ -12,7 +12,7 @@ from .base import Context, Enricher, Row
 from .urls import provider_domain
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)  # see dedupe._canonical for the size
 def _canonical(url: str, tracking_params: tuple[str, ...]) -> tuple[str, int]:
     """Related items repeat across articles (a story is related to many), so URLs are cached."""
     canonical = dedupe.canonical_url(url, tracking_params)

@@ -7,8 +7,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import ftfy
-
 from .base import Context, Enricher, Row
 
 _WS = re.compile(r"\s+")
@@ -35,7 +33,7 @@ def clean_text(value: str | None) -> str | None:
     return _clean(value)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2048)  # see dedupe._canonical for the size
 def _clean_cached(value: str) -> str:
     """Related items' titles and excerpts repeat across many articles: clean each once."""
     return _clean(value)
@@ -47,6 +45,8 @@ def _clean(value: str) -> str:
     if "<" in value:
         value = _TAG.sub(" ", value)
     if not value.isascii() and _MOJIBAKE_HINT.search(value):
+        import ftfy  # here, not at the top: ~75 ms and ~8.5 MB that most runs never need
+
         value = ftfy.fix_text(value, unescape_html=False, uncurl_quotes=False,
                               fix_latin_ligatures=False, fix_character_width=False)
     return _WS.sub(" ", value).strip()

@@ -20,22 +20,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import Any
 
 from . import logs
 from .config import Settings, enricher_options
 from .dberrors import retry_locked
 from .logs import get_logger
-from .records import STAGES, FileFacts, Outcome, Prepared, Rejection, Skipped
+from .records import STAGES, FileFacts, Limits, Options, Outcome, Prepared, Rejection, Skipped
 from .schema import begin_bulk, end_bulk, migrate
 from .store import COUNTS, Result, Store
+from .worker import init_worker, warm, work
 
-# The stages (parse, validate, enrich: YAML, pydantic models, ftfy, the language model) are
-# imported on the first file to read, not here: a run over an unchanged tree never needs them
-# (they were ~0.4 s of its start-up).
-if TYPE_CHECKING:
-    from .prepare import Options
+# The stages (parse, validate, enrich: YAML, pydantic models, ftfy, the language model) are not
+# imported here: the workers import them, and this process only for a batch it prepares itself;
+# a run over an unchanged tree never needs them (they were ~0.4 s of its start-up).
 
 log = get_logger()
 
@@ -188,14 +187,11 @@ def walk(roots: Iterable[str], settings: Settings) -> Iterator[Found]:
 
 
 def options_from(settings: Settings) -> Options:
-    from . import parse
-    from .prepare import Options
-
     return Options(
         max_file_bytes=settings.max_file_bytes,
         tracking_params=tuple(settings.dedupe.tracking_params),
         enrichers=tuple(settings.enrich.enabled),
-        limits=parse.Limits(**settings.limits.model_dump()),
+        limits=Limits(**settings.limits.model_dump()),
         enrich_options=enricher_options(settings.enrich),
         dedupe=settings.dedupe.params(),
     )
@@ -227,15 +223,11 @@ class Ingestor:
         self.store = store
         self.force = force
         self.run_id = run_id
+        self.options = options_from(settings)
         self.workers = workers if workers is not None else settings.effective_workers
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
         self._pool: Any = None
         self.should_stop: Callable[[], bool] = lambda: False
-
-    @cached_property
-    def options(self) -> Options:
-        """The pure stages' options, made on the first file to read (this imports the stages)."""
-        return options_from(self.settings)
 
     def __enter__(self) -> Ingestor:
         return self
@@ -253,16 +245,12 @@ class Ingestor:
         return self._pool
 
     def _start_pool(self, ctx: Any, warmed: Any = None) -> Any:
-        from .prepare import init_worker
-
         return ctx.Pool(self.workers, initializer=init_worker, initargs=(self.options, warmed))
 
     def warm_up(self, workers: bool = False) -> None:
         """Pay the stages' set-up now, not on the first files: in this process and, with
         ``workers``, in a started pool too (the daemon: else its first batch big enough for the
         pool waited ~1 s for the pool to start, a latency spike measured in bench_watch)."""
-        from .prepare import warm
-
         warm(self.options)
         if workers and self.workers > 1 and self._pool is None:
             ctx = _context()
@@ -280,8 +268,6 @@ class Ingestor:
             self._pool = None
 
     def _prepare_async(self, paths: list[str]) -> Callable[[], list[Outcome]]:
-        from .prepare import work
-
         if self.workers <= 1 or len(paths) < self.pool_min:
             options = self.options
             return lambda: [work(p, options) for p in paths]

@@ -6,13 +6,12 @@ import hashlib
 import os
 import re
 import stat as stat_mod
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from .records import FileFacts, Parsed, Rejection, Skipped
+from .records import FileFacts, Limits, Parsed, Rejection, Skipped
 
 STAGE = "parse"
 _HANDLER = YAMLHandler()
@@ -64,17 +63,6 @@ for _name, _pattern, _first in _IMPLICIT:
 _Loader.add_constructor(_TAG + "int", _Loader.construct_yaml_int)
 
 _LOADER = _Loader
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on the YAML structure, checked on the node tree before any object is built."""
-
-    max_depth: int = 16
-    max_aliases: int = 100
-    max_items: int = 1000
-    max_chars: int = 100_000
-    max_expanded: int = 20_000
 
 
 class _Refused(Exception):

@@ -7,42 +7,19 @@ Everything here is free of database access, so it runs in worker processes; the 
 from __future__ import annotations
 
 import hashlib
-import signal
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from . import dedupe, enrich, parse, validate
-from .records import FileFacts, Outcome, Prepared, Rejection, Skipped
+from .records import Options, Outcome, Prepared, Rejection, Skipped
 from .validate import Article
 
 # Fields whose change alone is not a new version: an opaque signature the publisher re-issues
 # on every rewrite of a file.
 VOLATILE_FIELDS = frozenset({"secured"})
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """What the pure stages need from the settings (small and picklable for workers)."""
-
-    max_file_bytes: int
-    tracking_params: tuple[str, ...]
-    enrichers: tuple[str, ...]
-    limits: parse.Limits = parse.Limits()
-    # {enricher name: its options model}, from the [enrich.NAME] tables of the config
-    enrich_options: dict[str, Any] = field(default_factory=dict)
-    dedupe: dedupe.DedupeParams | None = None  # None: the defaults with tracking_params
-
-    @property
-    def dedupe_params(self) -> dedupe.DedupeParams:
-        if self.dedupe is not None:
-            return self.dedupe
-        from .config import DedupeSettings
-
-        return DedupeSettings(tracking_params=list(self.tracking_params)).params()
 
 
 def iso(value: datetime | None) -> str | None:
@@ -76,60 +53,6 @@ def prepare_file(path: str, options: Options) -> Outcome:
     prepared = build(article, facts, options)
     prepared.timings = {**timings, **prepared.timings}
     return prepared
-
-
-# -- worker processes (``ingest.Ingestor``'s pool) ------------------------------------------------
-# Here rather than in ``ingest``, so that a worker imports the stages and nothing of the writer
-# (the store, the configuration, structlog): that was ~30 MB less in each worker.
-
-_worker_options: Options | None = None
-
-
-def init_worker(options: Options, warmed: Any = None) -> None:
-    global _worker_options
-    _worker_options = options
-    # Ctrl-C reaches the whole process group; the parent decides what stops
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if warmed is not None:  # a semaphore the parent waits on (Ingestor.warm_up)
-        warm(options)
-        warmed.release()
-
-
-# A sample article run through the stages (never stored) so that the first real file does not
-# pay for their lazy set-up (the public-suffix list, the language model, validators): ~0.4 s.
-_SAMPLE = """---
-title: "Warm-up &amp; sample"
-excerpt: "Not stored: this text only warms up the stages."
-publishedDateTime: 2020-01-01T00:00:00Z
-webUrl: "https://www.example.com/warm-up?utm_source=x"
-provider:
-  name: Example
-  domain: example.com
-images:
-  - url: "https://example.com/a.jpg"
-related:
-  - title: "Other"
-    webUrl: "https://example.org/other"
----
-"""
-
-
-def warm(options: Options) -> None:
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8") as fh:
-        fh.write(_SAMPLE)
-        fh.flush()
-        prepare_file(fh.name, options)
-
-
-def work(path: str, options: Options | None = None) -> Outcome:
-    """``prepare_file`` with the worker's options (or the given ones, in the writer's process);
-    a bug must cost one file, never the run."""
-    try:
-        return prepare_file(path, options or _worker_options)  # type: ignore[arg-type]
-    except Exception as exc:
-        return Rejection(FileFacts(path, 0, 0), "parse", f"internal error: {type(exc).__name__}: {exc}")
 
 
 def build(

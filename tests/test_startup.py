@@ -61,6 +61,13 @@ def test_rerun_over_an_unchanged_tree_imports_no_stage(inbox, settings, db_path)
                                           "--no-progress", "--workers", "1")
     assert summary["updated"] == 1
     assert {"pipeline.prepare", "yaml_rs"} <= modules
+    # with workers, the writer leaves the stages to them
+    for i in range(ingest.Ingestor.pool_min + 2):
+        write(inbox / "more" / f"{i}.md", article_text(url=f"https://example.com/more/{i}"))
+    summary, modules = _modules_after_cli("backfill", str(inbox), "--db", str(db_path), "--json",
+                                          "--no-progress", "--workers", "2")
+    assert summary["new"] == ingest.Ingestor.pool_min + 2
+    assert not modules & set(STAGE_MODULES)
 
 
 def test_workers_import_the_stages_not_the_writer(inbox, settings):

@@ -23,9 +23,11 @@ then attached afresh.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -78,24 +80,68 @@ class Clusters:
         self.conn = conn
         self.params = params
         self.touched: set[int] = set()  # cluster ids whose clusters row needs a refresh
+        # inside ``batch``: key -> the articles filed under it (the database's rows and the
+        # batch's own), for every key looked up so far; and the batch's rows not written yet
+        self._index: dict[int, set[int]] | None = None
+        self._pending: list[tuple[int, int]] = []
+
+    @contextlib.contextmanager
+    def batch(self, keys: Iterable[int]) -> Iterator[None]:
+        """Look up the keys a batch of articles is filed under in one query, and write the
+        batch's own ``dedupe_keys`` rows in one key-ordered ``executemany`` at its end.
+
+        Per article, an INSERT plus a GROUP BY look-up cost the single writer ~130 µs a file; per
+        batch, ~45 µs (measured on 20,000 files). Every ``attach`` happens inside one.
+        """
+        self._index, self._pending = {}, []
+        try:
+            self._fetch(keys)
+            yield
+            self._write_pending()
+        finally:
+            self._index, self._pending = None, []
+
+    def _fetch(self, keys: Iterable[int]) -> None:
+        assert self._index is not None
+        wanted = sorted({k for k in keys if k not in self._index})
+        for chunk in _chunks(wanted):
+            for k in chunk:
+                self._index[k] = set()
+            for key, aid in self.conn.execute(
+                f"SELECT key, article_id FROM dedupe_keys WHERE key IN "
+                f"({', '.join('?' for _ in chunk)})", chunk,
+            ):
+                self._index[key].add(aid)
+
+    def _write_pending(self) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO dedupe_keys (key, article_id) VALUES (?, ?)",
+            sorted(self._pending),
+        )
+        self._pending.clear()
+
+    def _candidates(self, aid: int, keys: list[int]) -> list[int]:
+        """The other articles sharing the most keys with this one (ties: smaller id first)."""
+        assert self._index is not None, "attach runs inside Clusters.batch"
+        self._fetch(keys)
+        shared = Counter(other for k in set(keys) for other in self._index[k] if other != aid)
+        return sorted(shared, key=lambda other: (-shared[other], other))[
+            :self.params.max_candidates]
 
     # -- the writer's entry points -------------------------------------------------------------
 
-    def attach(self, aid: int, features: Features, keys: list[int]) -> Placement:
-        """File a (new or changed) article under its keys, link its duplicates, merge clusters."""
+    def attach(self, aid: int, article: Mapping[str, Any], keys: list[int]) -> Placement:
+        """File a (new or changed) article under its keys, link its duplicates, merge clusters.
+
+        ``article`` is its row; its features are computed here, only when it has candidates
+        (one article in ten): shipped from the workers, they cost the writer's process ~50 µs a
+        file to unpickle, and computing them ~60 µs an article.
+        """
         conn = self.conn
-        conn.executemany(
-            "INSERT OR IGNORE INTO dedupe_keys (key, article_id) VALUES (?, ?)",
-            [(k, aid) for k in keys],
-        )
-        if not keys:
-            return Placement()
-        marks = ", ".join("?" for _ in keys)
-        candidates = [r[0] for r in conn.execute(
-            f"SELECT article_id FROM dedupe_keys WHERE key IN ({marks}) AND article_id != ? "
-            "GROUP BY article_id ORDER BY count(*) DESC, article_id LIMIT ?",
-            [*keys, aid, self.params.max_candidates],
-        )]
+        candidates = self._candidates(aid, keys)
+        for k in keys:
+            self._index[k].add(aid)  # type: ignore[index]
+        self._pending += [(k, aid) for k in keys]
         if not candidates:
             return Placement()
         cols = ", ".join(_CANDIDATE_COLUMNS)
@@ -105,6 +151,7 @@ class Clusters:
             candidates,
         ).fetchall()
         matches: list[tuple[Match, int, int | None]] = []
+        features = _features(tuple(article.get(c) for c in _CANDIDATE_COLUMNS), self.params)
         for row in rows:
             match = dedupe.compare(features, _features(tuple(row[:-1]), self.params), self.params)
             if match is not None:
@@ -127,7 +174,7 @@ class Clusters:
         return Placement(best.level, other, best.score, best.rule, rep, len(matches))
 
     def replace(
-        self, aid: int, features: Features, keys: list[int], old_keys: list[int],
+        self, aid: int, article: Mapping[str, Any], keys: list[int], old_keys: list[int],
         old_facts: tuple[Any, ...], new_facts: tuple[Any, ...], revived: bool,
     ) -> Placement | None:
         """Re-evaluate an article whose content changed; None when nothing dedupe sees changed.
@@ -138,7 +185,7 @@ class Clusters:
         if not revived and old_keys == keys and old_facts == new_facts:
             return None
         self.detach(aid, old_keys)
-        return self.attach(aid, features, keys)
+        return self.attach(aid, article, keys)
 
     def detach(self, aid: int, keys: list[int] | None = None) -> None:
         """Take an article out of the look-up tables and its cluster; split what remains."""
@@ -151,6 +198,10 @@ class Clusters:
         cid = row[0]
         if keys is None:
             keys = dedupe.unpack_keys(row[1])
+        if self._index is not None:
+            self._write_pending()  # the rows deleted below may be the batch's own
+            for k in keys:
+                self._index.get(k, set()).discard(aid)
         conn.executemany(
             "DELETE FROM dedupe_keys WHERE key = ? AND article_id = ?", [(k, aid) for k in keys]
         )
@@ -212,16 +263,20 @@ class Clusters:
                      "WHERE cluster_id IS NOT NULL OR duplicate_of IS NOT NULL")
         cols = ", ".join(_CANDIDATE_COLUMNS)
         count = 0
-        for values in conn.execute(
-            f"SELECT {cols} FROM articles WHERE deleted_at IS NULL ORDER BY id"
-        ).fetchall():
-            features = dedupe.features(dict(zip(_CANDIDATE_COLUMNS, values, strict=True)),
-                                       self.params)
-            keys = dedupe.lookup_keys(features, self.params)
-            conn.execute("UPDATE articles SET dedupe_keys = ? WHERE id = ?",
-                         (dedupe.pack_keys(keys), values[0]))
-            self.attach(values[0], features, keys)
-            count += 1
+        rows = conn.execute(
+            f"SELECT {cols} FROM articles WHERE deleted_at IS NULL ORDER BY id").fetchall()
+        for start in range(0, len(rows), 500):
+            filed = []
+            for values in rows[start:start + 500]:
+                article = dict(zip(_CANDIDATE_COLUMNS, values, strict=True))
+                keys = dedupe.lookup_keys(_features(values, self.params), self.params)
+                filed.append((values[0], article, keys))
+            with self.batch(k for _, _, keys in filed for k in keys):
+                for aid, article, keys in filed:
+                    conn.execute("UPDATE articles SET dedupe_keys = ? WHERE id = ?",
+                                 (dedupe.pack_keys(keys), aid))
+                    self.attach(aid, article, keys)
+                    count += 1
         self.flush()
         conn.execute(
             "INSERT OR REPLACE INTO dedupe_state (key, value) VALUES ('fingerprint', ?)",

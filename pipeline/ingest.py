@@ -310,7 +310,7 @@ class Ingestor:
         results = retry_locked(
             lambda: self.store.write_batch(outcomes, run_id=self.run_id, force=self.force),
             what="write", give_up_after_s=self.settings.lock_retry_s)
-        logger = log.bind()  # resolved once per batch, not once per event
+        logger = logs.per_file_logger(log.bind())  # resolved once per batch, not per event
         for outcome, result in zip(outcomes, results, strict=True):
             self.counts[result.outcome] += 1
             log_stages(outcome, result, logger)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,6 +74,7 @@ class _Sinks:
 
 
 _open_file: TextIO | None = None
+_sinks: _Sinks | None = None
 
 
 def configure(
@@ -82,7 +85,7 @@ def configure(
     stream: TextIO | None = None,
 ) -> None:
     """(Re)configure logging for this process."""
-    global _open_file
+    global _open_file, _sinks
     import structlog
 
     stream = stream or sys.stderr
@@ -97,12 +100,13 @@ def configure(
         # after every batch, and an exit flushes what is left
         _open_file = open(file, "a", encoding="utf-8")
     min_level = min(LEVELS[level], LEVELS[file_level] if file is not None else 100)
+    _sinks = _Sinks(level, fmt, _open_file, file_level, stream)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _drop_secrets,
-            _Sinks(level, fmt, _open_file, file_level, stream),
+            _sinks,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
         logger_factory=structlog.ReturnLoggerFactory(),
@@ -121,3 +125,36 @@ def get_logger(**bound: Any) -> Any:
     import structlog
 
     return structlog.get_logger(**bound)
+
+
+class _FileDebug:
+    """A logger whose debug events go straight to the file sink, as the same JSON lines
+    (fields, event, level, ts) structlog's processor chain makes; other levels go through it."""
+
+    def __init__(self, logger: Any, file: TextIO) -> None:
+        self._file = file
+        self.info, self.warning, self.error = logger.info, logger.warning, logger.error
+        self._ts, self._ts_until = "", 0.0
+
+    def debug(self, event: str, **fields: Any) -> None:
+        now = time.time()
+        if now >= self._ts_until:  # formatted at most once a millisecond (~4 µs each time)
+            self._ts = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+            self._ts_until = now + 0.001
+        fields["event"] = event
+        fields["level"] = "debug"
+        fields["ts"] = self._ts
+        self._file.write(_json(_drop_secrets(None, "debug", fields)) + "\n")
+
+
+def per_file_logger(logger: Any) -> Any:
+    """The logger for events logged for every file (every stage of every file, at debug).
+
+    When only the file sink takes debug events, they skip structlog's processor chain: ~13 µs
+    an event there, ~4 µs here (five events a file, written by the single writer's process).
+    """
+    sinks = _sinks
+    if (sinks is None or sinks.file is None or sinks.file_level > LEVELS["debug"]
+            or sinks.console_level <= LEVELS["debug"]):
+        return logger  # (nobody takes debug events: structlog drops them cheapest)
+    return _FileDebug(logger, sinks.file)

@@ -139,7 +139,6 @@ def build(
         topics=ctx.topics,
         images=ctx.images,
         related=ctx.related,
-        features=features,
         timings={
             "dedupe": (t1 - t0 + t3 - t2) * 1000,
             "enrich": (t2 - t1) * 1000,

@@ -59,9 +59,6 @@ class Prepared:
     related: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # enrichers that failed, with why
-    # near-duplicate features (``dedupe.Features``), computed in the worker so that the single
-    # writer need not
-    features: Any = None
 
     @property
     def article_id(self) -> int:

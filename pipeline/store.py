@@ -8,9 +8,11 @@ the whole batch, so no file is ever half-recorded; the next run redoes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,6 +62,96 @@ class Result:
         self.cluster_id = placement.cluster_id
 
 
+class _Rows:
+    """Rows that nothing reads back while a batch is written, collected across the batch and
+    written with one ``executemany`` per table (``write``): at the batch's end, or before the
+    writer reads one of these tables back (an article that changes again, an orphan check).
+
+    Per file, these were ~10 statements; per batch, the single writer saves ~N µs a file
+    (measured on 20,000 files). Rows keep their order, so rowids are the same as row by row.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: at the start and the end of each transaction."""
+        # path -> (article_id, sha256, status) of the batch's files: read in one query per
+        # batch, then kept up to date by ``upsert_source``
+        self.known: dict[str, tuple[Any, Any, Any] | None] = {}
+        # provider domain -> (a name was written, the last logo written) in this transaction
+        self.providers: dict[str, tuple[bool, str | None]] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the rows collected (written, or rolled back)."""
+        self.sources: dict[str, tuple[Any, ...]] = {}  # path -> its row (the last one wins)
+        self.versions: list[tuple[Any, ...]] = []
+        self.topics: dict[str, str] = {}  # slug -> name (the first one wins, as in the table)
+        self.article_topics: list[tuple[int, str]] = []
+        self.images: list[tuple[Any, ...]] = []
+        self.related: list[tuple[Any, ...]] = []
+        self.mentioned: dict[str, None] = {}  # provider domains named by related items
+        self.arrived: list[int] = []  # new articles that older related items may point at
+
+    def load_sources(self, conn: sqlite3.Connection, paths: list[str]) -> None:
+        for start in range(0, len(paths), 500):
+            chunk = paths[start:start + 500]
+            self.known.update((p, None) for p in chunk)
+            self.known.update(
+                (r[0], r[1:]) for r in conn.execute(
+                    "SELECT path, article_id, sha256, status FROM sources WHERE path IN "
+                    f"({', '.join('?' for _ in chunk)})", chunk))
+
+    def source(self, conn: sqlite3.Connection, path: str) -> tuple[Any, Any, Any] | None:
+        """(article_id, sha256, status) of a file's source row, or None."""
+        if path not in self.known:
+            self.load_sources(conn, [path])
+        return self.known[path]
+
+    def upsert_source(self, facts: Any, aid: int | None, status: str, stamp: str) -> None:
+        sha256 = facts.sha256 or None
+        self.known[facts.path] = (aid, sha256, status)
+        self.sources[facts.path] = (facts.path, aid, sha256, facts.size, facts.mtime_ns, status,
+                                    stamp, stamp)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Write what was collected; providers and topics before the rows that name them."""
+        if not (self.sources or self.versions or self.related or self.images or self.arrived
+                or self.article_topics):
+            return
+        conn.executemany("INSERT INTO providers (domain) VALUES (?) ON CONFLICT(domain) "
+                         "DO NOTHING", [(d,) for d in self.mentioned])
+        conn.executemany("INSERT INTO topics (slug, name, articles) VALUES (?, ?, 0) "
+                         "ON CONFLICT(slug) DO NOTHING", list(self.topics.items()))
+        conn.executemany(
+            "INSERT INTO sources (path, article_id, sha256, size, mtime_ns, status, "
+            "first_seen_at, last_ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET article_id = excluded.article_id, "
+            "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+            "status = excluded.status, last_ingested_at = excluded.last_ingested_at",
+            list(self.sources.values()))
+        conn.executemany(
+            "INSERT INTO article_versions (article_id, version, sha256, source_path, "
+            "changed_fields, snapshot, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?)", self.versions)
+        conn.executemany("INSERT INTO article_topics (article_id, topic) VALUES (?, ?)",
+                         self.article_topics)
+        conn.executemany(
+            "INSERT INTO images (article_id, position, kind, url, width, height, is_cached, "
+            "title, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.images)
+        conn.executemany(
+            "INSERT INTO related (article_id, position, url, canonical_url, target_id, "
+            "related_article_id, title, excerpt, provider_name, provider_domain, published_at, "
+            "quality) VALUES (?, ?, ?, ?, ?, "
+            "(SELECT id FROM articles WHERE id = ?), ?, ?, ?, ?, ?, ?)", self.related)
+        # earlier articles that listed a new one as related now link to it
+        conn.executemany(
+            "UPDATE related SET related_article_id = ? "
+            "WHERE target_id = ? AND related_article_id IS NULL",
+            [(aid, aid) for aid in self.arrived])
+        self.clear()
+
+
 class Store:
     """The database, opened and migrated; one instance per process that writes."""
 
@@ -75,7 +167,8 @@ class Store:
         self.db = connect(self.path, busy_timeout_ms)
         interrupted_bulk = migrate(self.db)
         self.conn = self.db.conn
-        # during a bulk load, provider and topic aggregates are settled once at its end
+        # during a bulk load, provider and topic aggregates, and the links of related items to
+        # articles that arrived after them, are settled once at its end
         self.defer_counts = False
         self._article_cols = list(article_columns())
         cols = ", ".join(f'"{c}"' for c in self._article_cols)
@@ -88,6 +181,7 @@ class Store:
             + " WHERE id = ?"
         )
         self._updatable = updatable
+        self._rows = _Rows()
         # dedupe_keys is a random-key index: a page cache that holds its hot part keeps batch
         # commits from rewriting most of it (bounded: 64 MiB, whatever the database size)
         self.conn.execute("PRAGMA cache_size = -65536")
@@ -171,11 +265,15 @@ class Store:
         """Record a batch of files in one transaction; all of it commits or none of it."""
         results: list[Result] = []
         touched_providers: set[str] = set()
-        with transaction(self.conn):
+        keys = [k for item in outcomes if isinstance(item, Prepared)
+                for k in dedupe.unpack_keys(item.article.get("dedupe_keys"))]
+        with transaction(self.conn), self._batch_rows(), self.clusters.batch(keys):
+            start = time.perf_counter()
             self.clusters.touched.clear()
+            self._rows.load_sources(self.conn, [item.facts.path for item in outcomes])
             stamp = now()
             for item in outcomes:
-                start = time.perf_counter()
+                file_start = time.perf_counter()
                 if isinstance(item, Prepared):
                     result = self._store_article(item, stamp, force, touched_providers)
                 elif isinstance(item, Rejection):
@@ -183,21 +281,33 @@ class Store:
                 else:
                     assert isinstance(item, Skipped)
                     result = Result(item.facts.path, "skipped", decision=item.reason)
-                result.ms = (time.perf_counter() - start) * 1000
+                result.ms = (time.perf_counter() - file_start) * 1000
                 results.append(result)
+            self._rows.write(self.conn)
             self.clusters.flush()
             if not self.defer_counts:
                 self._refresh_counts(touched_providers)
+            # each file's share of the work done once for the whole batch
+            shared = (time.perf_counter() - start) * 1000 - sum(r.ms for r in results)
+            for result in results:
+                result.ms += shared / len(results)
         return results
+
+    @contextlib.contextmanager
+    def _batch_rows(self) -> Iterator[None]:
+        """Rows collected for one transaction only: never carried over into the next one."""
+        self._rows.reset()
+        try:
+            yield
+        finally:
+            self._rows.reset()
 
     def _store_rejection(self, item: Rejection, stamp: str, run_id: int | None) -> Result:
         facts = item.facts
-        previous = self.conn.execute(
-            "SELECT article_id, status, sha256 FROM sources WHERE path = ?", (facts.path,)
-        ).fetchone()
+        previous = self._rows.source(self.conn, facts.path)  # (article_id, sha256, status)
         # the same bytes rejected again (read twice, a forced run) are one rejection, not two
-        again = (previous is not None and previous[1] == "rejected" and facts.sha256
-                 and previous[2] == facts.sha256)
+        again = (previous is not None and previous[2] == "rejected" and facts.sha256
+                 and previous[1] == facts.sha256)
         if not again:
             self.conn.execute(
                 "INSERT INTO rejects (path, sha256, stage, reason, details, at, run_id) "
@@ -205,7 +315,7 @@ class Store:
                 (facts.path, facts.sha256 or None, item.stage, item.reason,
                  json.dumps(item.details, ensure_ascii=False, default=str), stamp, run_id),
             )
-        self._upsert_source(facts, None, "rejected", stamp)
+        self._rows.upsert_source(facts, None, "rejected", stamp)
         if previous and previous[0] is not None:
             self._tombstone_if_orphaned(previous[0], stamp)
         return Result(facts.path, "rejected", decision=f"{item.stage}: {item.reason}")
@@ -216,15 +326,13 @@ class Store:
         conn = self.conn
         facts = item.facts
         aid = item.article_id
-        source = conn.execute(
-            "SELECT article_id, sha256, status FROM sources WHERE path = ?", (facts.path,)
-        ).fetchone()
+        source = self._rows.source(conn, facts.path)
         same_bytes = (
             source is not None and source[1] == facts.sha256 and source[2] == "ingested"
             and source[0] == aid
         )
         if same_bytes and not force:
-            self._upsert_source(facts, aid, "ingested", stamp)
+            self._rows.upsert_source(facts, aid, "ingested", stamp)
             return Result(facts.path, "unchanged", aid, "same bytes as last time")
 
         existing = conn.execute(
@@ -237,17 +345,13 @@ class Store:
             outcome, decision, version = "new", "new canonical URL", 1
             row.update(version=1, first_seen_at=stamp, updated_at=stamp, deleted_at=None)
             self._age_from_first_sight(aid, row)
-            self._ensure_provider(item, providers)
+            self._ensure_provider(item, providers, new=True)
             conn.execute(self._insert_article, [_sql(row.get(c)) for c in self._article_cols])
             self._insert_version(item, 1, [], stamp)
-            self._replace_children(item)
+            self._replace_children(item, new=True)
             placement: Placement | None = self._attach(item)
-            # earlier articles that listed this one as related now link to it
-            conn.execute(
-                "UPDATE related SET related_article_id = ? "
-                "WHERE target_id = ? AND related_article_id IS NULL",
-                (aid, aid),
-            )
+            if not self.defer_counts:  # (a bulk load links them all at its end)
+                self._rows.arrived.append(aid)
         else:
             version, old_hash, deleted_at, old_keys, old_published, old_provider = existing
             placement = None
@@ -281,32 +385,26 @@ class Store:
                 )
         if source is not None and source[0] is not None and source[0] != aid:
             # the file now holds another article: the old one may have lost its last file
-            self._upsert_source(facts, aid, "ingested", stamp)
+            self._rows.upsert_source(facts, aid, "ingested", stamp)
             self._tombstone_if_orphaned(source[0], stamp)
         else:
-            self._upsert_source(facts, aid, "ingested", stamp)
+            self._rows.upsert_source(facts, aid, "ingested", stamp)
         result = Result(facts.path, outcome, aid, decision, row.get("version"), changed)
         if outcome == "duplicate":
             result.level, result.matched_id, result.score = 1, aid, 1.0
         result.place(placement)
         return result
 
-    def _features(self, item: Prepared) -> tuple[dedupe.Features, list[int]]:
-        params = self.clusters.params
-        features = item.features or dedupe.features(item.article, params)
-        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
-        return features, keys
-
     def _attach(self, item: Prepared) -> Placement:
-        features, keys = self._features(item)
-        return self.clusters.attach(item.article_id, features, keys)
+        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
+        return self.clusters.attach(item.article_id, item.article, keys)
 
     def _reattach(
         self, item: Prepared, old_keys: list[int], old_facts: tuple[Any, ...], revived: bool
     ) -> Placement | None:
-        features, keys = self._features(item)
+        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
         new_facts = (item.article.get("published_at"), item.article.get("provider_id"))
-        return self.clusters.replace(item.article_id, features, keys, old_keys, old_facts,
+        return self.clusters.replace(item.article_id, item.article, keys, old_keys, old_facts,
                                      new_facts, revived)
 
     def mark_deleted(self, paths: list[str]) -> int:
@@ -348,6 +446,7 @@ class Store:
         changes: list[dict[str, Any]] = []
         touched_providers: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
+        self._rows.reset()
         try:
             for item in items:
                 aid = item.article_id
@@ -366,15 +465,18 @@ class Store:
                 after = self._children_of(aid) if children else {}
                 changes.append({"id": aid, "columns": changed,
                                 "children": [t for t in before if before[t] != after[t]]})
+            self._rows.write(conn)
             self._refresh_counts(touched_providers)
             conn.execute("ROLLBACK" if dry_run else "COMMIT")
         except BaseException:
+            self._rows.reset()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return changes
 
     def _children_of(self, aid: int) -> dict[str, list[tuple[Any, ...]]]:
+        self._rows.write(self.conn)
         return {
             table: self.conn.execute(
                 f"SELECT * FROM {table} WHERE article_id = ? ORDER BY 2", (aid,)).fetchall()
@@ -473,20 +575,10 @@ class Store:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _upsert_source(self, facts: Any, aid: int | None, status: str, stamp: str) -> None:
-        self.conn.execute(
-            "INSERT INTO sources (path, article_id, sha256, size, mtime_ns, status, "
-            "first_seen_at, last_ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(path) DO UPDATE SET article_id = excluded.article_id, "
-            "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
-            "status = excluded.status, last_ingested_at = excluded.last_ingested_at",
-            (facts.path, aid, facts.sha256 or None, facts.size, facts.mtime_ns, status,
-             stamp, stamp),
-        )
-
     def _tombstone_if_orphaned(self, aid: int, stamp: str) -> None:
         """An article none of whose files still holds it gets deleted_at (nothing is removed);
         it leaves its story cluster (whose next member may take over as representative)."""
+        self._rows.write(self.conn)  # the batch's sources rows count
         cur = self.conn.execute(
             "UPDATE articles SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM sources WHERE article_id = ? AND status = 'ingested')",
@@ -496,6 +588,7 @@ class Store:
             self.clusters.detach(aid)
 
     def _changed_fields(self, aid: int, snapshot: dict[str, Any]) -> list[str]:
+        self._rows.write(self.conn)  # the previous version may be the batch's own
         prev = self.conn.execute(
             "SELECT snapshot FROM article_versions WHERE article_id = ? "
             "ORDER BY version DESC LIMIT 1",
@@ -508,37 +601,45 @@ class Store:
         return sorted(k for k in keys if old.get(k) != snapshot.get(k) and k != "secured")
 
     def _insert_version(self, item: Prepared, version: int, changed: list[str], stamp: str) -> None:
-        self.conn.execute(
-            "INSERT INTO article_versions (article_id, version, sha256, source_path, "
-            "changed_fields, snapshot, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._rows.versions.append(
             (item.article_id, version, item.facts.sha256, item.facts.path, json.dumps(changed),
-             item.snapshot, stamp),
-        )
+             item.snapshot, stamp))
 
-    def _ensure_provider(self, item: Prepared, providers: set[str]) -> None:
+    def _ensure_provider(self, item: Prepared, providers: set[str], *, new: bool = False) -> None:
         """Provider rows for the article and for the providers its related items name (evidence,
         no article is created from them); triggers keep their counts, ``_refresh_counts`` settles
-        their names and logos."""
+        their names and logos. ``new``: the article is not in the database yet (so it counted for
+        no provider)."""
         conn = self.conn
         aid = item.article_id
-        # the domains this article counted for until now may lose their name or logo too
-        providers.update(r[0] for r in conn.execute(
-            "SELECT provider_id FROM articles WHERE id = ? AND provider_id IS NOT NULL "
-            "UNION SELECT provider_domain FROM related WHERE article_id = ? "
-            "AND provider_domain IS NOT NULL", (aid, aid)))
-        mentioned = {r["provider_domain"] for r in item.related if r.get("provider_domain")}
-        conn.executemany("INSERT INTO providers (domain) VALUES (?) ON CONFLICT(domain) DO NOTHING",
-                         [(d,) for d in mentioned])
-        providers.update(mentioned)
+        if not new:
+            self._rows.write(conn)  # its related rows may be the batch's own
+            # the domains this article counted for until now may lose their name or logo too
+            providers.update(r[0] for r in conn.execute(
+                "SELECT provider_id FROM articles WHERE id = ? AND provider_id IS NOT NULL "
+                "UNION SELECT provider_domain FROM related WHERE article_id = ? "
+                "AND provider_domain IS NOT NULL", (aid, aid)))
+        for r in item.related:
+            if r.get("provider_domain"):
+                self._rows.mentioned[r["provider_domain"]] = None
+                providers.add(r["provider_domain"])
         if not item.provider:
+            return
+        domain, name, logo = item.provider["domain"], item.provider["name"], item.provider.get("logo")
+        providers.add(domain)
+        # the first name sticks, the latest logo wins: the batch's earlier articles of this
+        # provider may have left nothing to change (most do: ~13 µs a file saved)
+        named, last_logo = self._rows.providers.get(domain, (False, None))
+        if (domain in self._rows.providers and (name is None or named)
+                and (logo is None or logo == last_logo)):
             return
         conn.execute(
             "INSERT INTO providers (domain, name, logo_url) VALUES (?, ?, ?) ON CONFLICT(domain) "
             "DO UPDATE SET name = coalesce(providers.name, excluded.name), "
             "logo_url = coalesce(excluded.logo_url, providers.logo_url)",
-            (item.provider["domain"], item.provider["name"], item.provider.get("logo")),
+            (domain, name, logo),
         )
-        providers.add(item.provider["domain"])
+        self._rows.providers[domain] = (named or name is not None, logo or last_logo)
 
     def _age_from_first_sight(self, aid: int, row: dict[str, Any]) -> None:
         """``age_at_ingest_s`` counts to the article's first sight (``first_seen_at``), so that it
@@ -550,49 +651,37 @@ class Store:
         if first:
             row["age_at_ingest_s"] = age_seconds(row.get("published_at"), first)
 
-    def _replace_children(self, item: Prepared) -> None:
+    def _replace_children(self, item: Prepared, *, new: bool = False) -> None:
+        """The article's topics, images and related items (``new``: it has none yet)."""
         conn = self.conn
+        rows = self._rows
         aid = item.article_id
-        for table in ("article_topics", "images", "related"):
-            conn.execute(f"DELETE FROM {table} WHERE article_id = ?", (aid,))
+        if not new:
+            rows.write(conn)  # its current rows may be the batch's own
+            for table in ("article_topics", "images", "related"):
+                conn.execute(f"DELETE FROM {table} WHERE article_id = ?", (aid,))
         seen: dict[str, str] = {}
         for name in item.topics:
             slug = topic_slug(name)
             if slug and slug not in seen:
                 seen[slug] = name.strip()
-        conn.executemany(
-            "INSERT INTO topics (slug, name, articles) VALUES (?, ?, 0) "
-            "ON CONFLICT(slug) DO NOTHING",
-            list(seen.items()),
-        )
-        conn.executemany(
-            "INSERT INTO article_topics (article_id, topic) VALUES (?, ?)",
-            [(aid, slug) for slug in seen],
-        )
-        conn.executemany(
-            "INSERT INTO images (article_id, position, kind, url, width, height, is_cached, "
-            "title, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(aid, pos, i["kind"], i["url"], i["width"], i["height"], _sql(i["is_cached"]),
-              i["title"], i["attribution"]) for pos, i in enumerate(item.images)],
-        )
-        rel_rows = []
-        for pos, r in enumerate(item.related):
-            rel_rows.append((aid, pos, r["url"], r["canonical_url"], r["target_id"],
-                             r["target_id"], r["title"], r["excerpt"], r["provider_name"],
-                             r["provider_domain"], r["published_at"], r["quality"]))
-        conn.executemany(
-            "INSERT INTO related (article_id, position, url, canonical_url, target_id, "
-            "related_article_id, title, excerpt, provider_name, provider_domain, published_at, "
-            "quality) VALUES (?, ?, ?, ?, ?, "
-            "(SELECT id FROM articles WHERE id = ?), ?, ?, ?, ?, ?, ?)",
-            rel_rows,
-        )
+        for slug, name in seen.items():
+            rows.topics.setdefault(slug, name)
+        rows.article_topics += [(aid, slug) for slug in seen]
+        rows.images += [(aid, pos, i["kind"], i["url"], i["width"], i["height"],
+                         _sql(i["is_cached"]), i["title"], i["attribution"])
+                        for pos, i in enumerate(item.images)]
+        rows.related += [(aid, pos, r["url"], r["canonical_url"], r["target_id"], r["target_id"],
+                          r["title"], r["excerpt"], r["provider_name"], r["provider_domain"],
+                          r["published_at"], r["quality"]) for pos, r in enumerate(item.related)]
 
     def refresh_all_counts(self) -> None:
-        """Settle every provider's and topic's aggregates from scratch (after a bulk load, which
-        runs without the triggers that keep them, or on the start after one was interrupted):
-        one pass, O(database)."""
+        """Settle every provider's and topic's aggregates from scratch, and link related items to
+        the articles that arrived after them (after a bulk load, which runs without the triggers
+        that keep the counts, or on the start after one was interrupted): one pass, O(database)."""
         with transaction(self.conn) as conn:
+            conn.execute("UPDATE related SET related_article_id = target_id "
+                         "WHERE related_article_id IS NULL AND target_id IN (SELECT id FROM articles)")
             conn.execute("DELETE FROM provider_names")
             conn.execute(
                 "INSERT INTO provider_names (domain, name, uses) SELECT domain, name, count(*) "
@@ -648,7 +737,12 @@ def _default_dedupe_params() -> dedupe.DedupeParams:
     return DedupeSettings().params()
 
 
+_PLAIN = frozenset({str, int, float, bytes, type(None)})
+
+
 def _sql(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values: one test instead of two (~20 µs a file)
+        return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (list, dict)):

@@ -473,7 +473,7 @@ def sync(
                 and len(todo) >= store.article_count())
         if bulk:
             log.info("bulk.start", files=len(todo))
-            begin_bulk(store.db)
+            autocheckpoint = begin_bulk(store.db)
             store.defer_counts = True
         try:
             ingestor.ingest(todo, on_batch=on_batch)
@@ -483,7 +483,7 @@ def sync(
         todo.close()
     if bulk:  # (on an error the next start's migrate and Store settle it instead)
         start = time.perf_counter()
-        end_bulk(store.db)
+        end_bulk(store.db, autocheckpoint)
         store.refresh_all_counts()
         log.info("bulk.end", rebuild_s=round(time.perf_counter() - start, 3))
     deleted = retry_locked(lambda: store.mark_deleted(gone), what="mark deleted",

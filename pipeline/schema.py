@@ -590,7 +590,7 @@ def _exists(conn: sqlite3.Connection, kind: str, name: str) -> bool:
     ).fetchone() is not None
 
 
-def begin_bulk(db: Database) -> None:
+def begin_bulk(db: Database) -> int:
     """Stop maintaining the full-text index and the readers' indexes, for a bulk load.
 
     Keeping them up to date row by row costs the single writer about a third of its time;
@@ -608,13 +608,18 @@ def begin_bulk(db: Database) -> None:
             conn.execute(f'DROP TRIGGER IF EXISTS "{FTS_TABLE}_{suffix}"')
         for trigger in AGGREGATE_TRIGGERS:
             conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
-    db.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_WAL_AUTOCHECKPOINT}")
+    # returned for end_bulk: 0 on the daemon's connection, whose checkpoints run in a thread
+    before = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    if before:
+        db.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_WAL_AUTOCHECKPOINT}")
+    return int(before)
 
 
-def end_bulk(db: Database) -> None:
+def end_bulk(db: Database, autocheckpoint: int = WAL_AUTOCHECKPOINT) -> None:
     """Rebuild what ``begin_bulk`` dropped (one transaction); the caller then settles the
-    provider and topic aggregates and the related links (``Store.refresh_all_counts``)."""
-    db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
+    provider and topic aggregates and the related links (``Store.refresh_all_counts``).
+    ``autocheckpoint``: what ``begin_bulk`` returned."""
+    db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     migrate(db)
 
 

@@ -608,10 +608,9 @@ def begin_bulk(db: Database) -> int:
             conn.execute(f'DROP TRIGGER IF EXISTS "{FTS_TABLE}_{suffix}"')
         for trigger in AGGREGATE_TRIGGERS:
             conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
-    # returned for end_bulk: 0 on the daemon's connection, whose checkpoints run in a thread
+    # returned for end_bulk (the daemon's connection has its own, see Store.checkpoint_in_background)
     before = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    if before:
-        db.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_WAL_AUTOCHECKPOINT}")
+    db.conn.execute(f"PRAGMA wal_autocheckpoint = {max(before, BULK_WAL_AUTOCHECKPOINT)}")
     return int(before)
 
 

@@ -24,7 +24,7 @@ from .enrichers.topics import slug as topic_slug
 from . import dedupe
 from .clusters import Clusters, Placement
 from .records import Outcome, Prepared, Rejection, Skipped
-from .schema import Checkpointer, article_columns, connect, migrate, transaction
+from .schema import WAL_AUTOCHECKPOINT, Checkpointer, article_columns, connect, migrate, transaction
 
 # Outcomes of one file, as counted in run summaries and ingest_runs.
 COUNTS = ("new", "updated", "unchanged", "duplicate", "rejected", "skipped", "deleted")
@@ -196,8 +196,12 @@ class Store:
             return self.clusters.ensure_current()
 
     def checkpoint_in_background(self, interval_s: float = 1.0) -> None:
-        """Leave WAL checkpoints to a thread (see ``schema.Checkpointer``), for the daemon."""
-        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        """Leave WAL checkpoints to a thread (see ``schema.Checkpointer``), for the daemon.
+
+        The writer's own automatic checkpoint stays as a safety net, ten times further off than
+        SQLite's default: a thread checkpointing every second never lets the log get there, and
+        if that thread could not run, the log still would not grow without bound."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {10 * WAL_AUTOCHECKPOINT}")
         self._checkpointer = Checkpointer(self.path, interval_s)
         self._checkpointer.start()
 

@@ -198,12 +198,29 @@ class Store:
     def checkpoint_in_background(self, interval_s: float = 1.0) -> None:
         """Leave WAL checkpoints to a thread (see ``schema.Checkpointer``), for the daemon.
 
-        The writer's own automatic checkpoint stays as a safety net, ten times further off than
-        SQLite's default: a thread checkpointing every second never lets the log get there, and
-        if that thread could not run, the log still would not grow without bound."""
-        self.conn.execute(f"PRAGMA wal_autocheckpoint = {10 * WAL_AUTOCHECKPOINT}")
+        The writer's own automatic checkpoint is off meanwhile: at 100 files/s the log gains
+        ~10,000 pages a second, and while readers keep the log from restarting, any page limit
+        there made every second's crossing commit copy and fsync it (30-45 ms, the daemon's p99).
+        Should the thread ever die, ``_check_checkpointer`` gives the writer its own back."""
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._checkpointer = Checkpointer(self.path, interval_s)
         self._checkpointer.start()
+
+    def _tend_log(self) -> None:
+        """After a commit, with the checkpointer thread on: finish its pass, or take over."""
+        assert self._checkpointer is not None
+        if not self._checkpointer.is_alive():
+            self._checkpointer = None
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
+            from .logs import get_logger
+
+            get_logger().error("checkpoint", outcome="thread stopped",
+                               action="the writer checkpoints the log itself from now on")
+        elif self._checkpointer.restart_due:
+            # only the frames committed since its last pass are left to copy, and no commit can
+            # come in meanwhile: the log is then complete, and the next transaction reuses it
+            self._checkpointer.restart_due = False
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -295,6 +312,8 @@ class Store:
             shared = (time.perf_counter() - start) * 1000 - sum(r.ms for r in results)
             for result in results:
                 result.ms += shared / len(results)
+        if self._checkpointer is not None:
+            self._tend_log()
         return results
 
     @contextlib.contextmanager

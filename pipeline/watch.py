@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import heapq
+import gc
 import json
 import logging
 import os
@@ -378,6 +379,11 @@ class Daemon:
                 }, reset=True)
                 ingestor.warm_up(workers=True)
                 self._reconcile_now("start")
+                # what start-up built lives as long as the daemon: out of the collector's way,
+                # a full collection at 100 files/s takes 3-4 ms instead of 40-60 ms (a stall
+                # that every file arriving meanwhile waited out)
+                gc.collect()
+                gc.freeze()
                 self.ready.set()
                 self._loop()
                 status = "stopped"

@@ -91,6 +91,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the steady phase")
     ap.add_argument("--burst", type=int, default=10_000, help="files in the burst")
     ap.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
+    ap.add_argument("--dump", type=Path,
+                    help="write each steady file's close time (epoch s) and latency (ms) here, "
+                         "as TSV, to line the tail up with the daemon's log")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-watch-"))
@@ -158,6 +161,11 @@ def main() -> int:
             "load_avg_1m": round(os.getloadavg()[0], 2),
         }
         print(json.dumps({"steady": steady}), flush=True)
+        if args.dump:
+            epoch = time.time() - time.perf_counter()
+            args.dump.write_text("".join(
+                f"{t + epoch:.4f}\t{(poller.seen[p] - t) * 1000:.1f}\t{p}\n"
+                for p, t in sorted(closed.items(), key=lambda kv: kv[1])))
         slow = sorted(((poller.seen[p] - t) * 1000, p) for p, t in closed.items())[-5:]
         print(json.dumps({"slowest": [(round(ms, 1), p) for ms, p in slow]}), flush=True)
 

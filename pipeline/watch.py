@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import heapq
 import gc
+import heapq
 import json
 import logging
 import os
@@ -379,6 +379,7 @@ class Daemon:
                 }, reset=True)
                 ingestor.warm_up(workers=True)
                 self._reconcile_now("start")
+                ingestor.warm_up(workers=True)  # again if a bulk catch-up ended the pool
                 # what start-up built lives as long as the daemon: out of the collector's way,
                 # a full collection at 100 files/s takes 3-4 ms instead of 40-60 ms (a stall
                 # that every file arriving meanwhile waited out)

@@ -3,7 +3,7 @@
 A module of their own, importing the stages only when a file is prepared: the writer hands
 these functions to its pool without importing the stages itself (~6 MB and ~50 ms of every run
 that reads files), and the workers import nothing of the writer (the store, the configuration,
-structlog: ~30 MB less in each). The forkserver preloads ``pipeline.prepare`` for them.
+structlog: ~30 MB less in each).
 """
 
 from __future__ import annotations

@@ -71,11 +71,15 @@ def test_rerun_over_an_unchanged_tree_imports_no_stage(inbox, settings, db_path)
 
 
 def test_workers_import_the_stages_not_the_writer(inbox, settings):
+    path = write(inbox / "a.md", article_text())
     store = Store(str(settings.db))
     try:
         with Ingestor(settings, store, workers=2) as ingestor:
-            # eval, a builtin, pickles by name: the worker imports nothing more to run it
-            modules = set(ingestor._workers().apply(eval, ("list(__import__('sys').modules)",)))
+            # eval, a builtin, pickles by name: the worker imports nothing more to run it; it
+            # prepares a file, then lists what it has imported
+            modules = set(ingestor._workers().apply(eval, (
+                f"[__import__('pipeline.worker', fromlist=['work']).work({str(path)!r}), "
+                "list(__import__('sys').modules)][1]",)))
     finally:
         store.close()
     assert "pipeline.prepare" in modules

@@ -201,7 +201,7 @@ class Store:
         The writer's own automatic checkpoint is off meanwhile: at 100 files/s the log gains
         ~10,000 pages a second, and while readers keep the log from restarting, any page limit
         there made every second's crossing commit copy and fsync it (30-45 ms, the daemon's p99).
-        Should the thread ever die, ``_check_checkpointer`` gives the writer its own back."""
+        Should the thread ever die, ``_tend_log`` gives the writer its own back."""
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._checkpointer = Checkpointer(self.path, interval_s)
         self._checkpointer.start()

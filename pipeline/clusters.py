@@ -70,9 +70,10 @@ def _features(values: tuple[Any, ...], params: DedupeParams) -> Features:
     return dedupe.features(dict(zip(_CANDIDATE_COLUMNS, values, strict=True)), params)
 
 
-def _chunks(ids: list[int], size: int = 500) -> Iterable[list[int]]:
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
+def chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    """``items`` in slices of ``size``: SQLite binds at most so many parameters a statement."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 class Clusters:
@@ -104,7 +105,7 @@ class Clusters:
     def _fetch(self, keys: Iterable[int]) -> None:
         assert self._index is not None
         wanted = sorted({k for k in keys if k not in self._index})
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             for k in chunk:
                 self._index[k] = set()
             for key, aid in self.conn.execute(
@@ -265,9 +266,9 @@ class Clusters:
         count = 0
         rows = conn.execute(
             f"SELECT {cols} FROM articles WHERE deleted_at IS NULL ORDER BY id").fetchall()
-        for start in range(0, len(rows), 500):
+        for chunk in chunks(rows):
             filed = []
-            for values in rows[start:start + 500]:
+            for values in chunk:
                 article = dict(zip(_CANDIDATE_COLUMNS, values, strict=True))
                 keys = dedupe.lookup_keys(_features(values, self.params), self.params)
                 filed.append((values[0], article, keys))
@@ -292,7 +293,7 @@ class Clusters:
         """Connected components of the links among ``ids``."""
         inside = set(ids)
         adjacent: dict[int, list[int]] = {i: [] for i in ids}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for a, b in self.conn.execute(
                 f"SELECT article_id, other_id FROM dedupe_links WHERE article_id IN "
                 f"({', '.join('?' for _ in chunk)})", chunk,
@@ -318,7 +319,7 @@ class Clusters:
     def _relabel(self, members: set[int]) -> int | None:
         """Point every member at the component's representative; returns the cluster id."""
         rows = []
-        for chunk in _chunks(sorted(members)):
+        for chunk in chunks(sorted(members)):
             rows += self.conn.execute(
                 f"SELECT id, published_at, cluster_id, duplicate_of FROM articles WHERE id IN "
                 f"({', '.join('?' for _ in chunk)})", chunk,

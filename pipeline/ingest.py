@@ -226,6 +226,7 @@ class Ingestor:
         self.workers = workers if workers is not None else settings.effective_workers
         self.counts: Counter[str] = Counter({k: 0 for k in COUNTS})
         self._pool: Any = None
+        self._warm = False  # this process has run the stages once (``warm_up``)
         self.should_stop: Callable[[], bool] = lambda: False
 
     def __enter__(self) -> Ingestor:
@@ -248,8 +249,11 @@ class Ingestor:
     def warm_up(self, workers: bool = False) -> None:
         """Pay the stages' set-up now, not on the first files: in this process and, with
         ``workers``, in a started pool too (the daemon: else its first batch big enough for the
-        pool waited ~1 s for the pool to start, a latency spike measured in bench_watch)."""
-        warm(self.options)
+        pool waited ~1 s for the pool to start, a latency spike measured in bench_watch). Called
+        again, it only starts a pool that has been ended since (``stop_workers``)."""
+        if not self._warm:
+            warm(self.options)
+            self._warm = True
         if workers and self.workers > 1 and self._pool is None:
             ctx = _context()
             warmed = ctx.Semaphore(0)

@@ -22,7 +22,7 @@ from typing import Any
 from .enrichers.dates import age_seconds
 from .enrichers.topics import slug as topic_slug
 from . import dedupe
-from .clusters import Clusters, Placement
+from .clusters import Clusters, Placement, chunks
 from .records import Outcome, Prepared, Rejection, Skipped
 from .schema import WAL_AUTOCHECKPOINT, Checkpointer, article_columns, connect, migrate, transaction
 
@@ -95,8 +95,7 @@ class _Rows:
         self.arrived: list[int] = []  # new articles that older related items may point at
 
     def load_sources(self, conn: sqlite3.Connection, paths: list[str]) -> None:
-        for start in range(0, len(paths), 500):
-            chunk = paths[start:start + 500]
+        for chunk in chunks(paths):
             self.known.update((p, None) for p in chunk)
             self.known.update(
                 (r[0], r[1:]) for r in conn.execute(
@@ -288,8 +287,7 @@ class Store:
         """Record a batch of files in one transaction; all of it commits or none of it."""
         results: list[Result] = []
         touched_providers: set[str] = set()
-        keys = [k for item in outcomes if isinstance(item, Prepared)
-                for k in dedupe.unpack_keys(item.article.get("dedupe_keys"))]
+        keys = [k for item in outcomes if isinstance(item, Prepared) for k in _keys(item)]
         with transaction(self.conn), self._batch_rows(), self.clusters.batch(keys):
             start = time.perf_counter()
             self.clusters.touched.clear()
@@ -421,16 +419,14 @@ class Store:
         return result
 
     def _attach(self, item: Prepared) -> Placement:
-        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
-        return self.clusters.attach(item.article_id, item.article, keys)
+        return self.clusters.attach(item.article_id, item.article, _keys(item))
 
     def _reattach(
         self, item: Prepared, old_keys: list[int], old_facts: tuple[Any, ...], revived: bool
     ) -> Placement | None:
-        keys = dedupe.unpack_keys(item.article.get("dedupe_keys"))
         new_facts = (item.article.get("published_at"), item.article.get("provider_id"))
-        return self.clusters.replace(item.article_id, item.article, keys, old_keys, old_facts,
-                                     new_facts, revived)
+        return self.clusters.replace(item.article_id, item.article, _keys(item), old_keys,
+                                     old_facts, new_facts, revived)
 
     def mark_deleted(self, paths: list[str]) -> int:
         """Files that are gone: their sources become 'deleted', orphaned articles tombstoned."""
@@ -760,6 +756,11 @@ def _default_dedupe_params() -> dedupe.DedupeParams:
     from .config import DedupeSettings
 
     return DedupeSettings().params()
+
+
+def _keys(item: Prepared) -> list[int]:
+    """The dedupe look-up keys the worker packed into the article row."""
+    return dedupe.unpack_keys(item.article.get("dedupe_keys"))
 
 
 _PLAIN = frozenset({str, int, float, bytes, type(None)})

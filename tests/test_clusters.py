@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 
-import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from pipeline.cli import main

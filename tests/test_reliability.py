@@ -8,7 +8,6 @@ import functools
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from .conftest import article_text, wait_for, write
 from .servers import fetch, free_port
